@@ -1,0 +1,10 @@
+//! One module per collector. To add one: write the file, add `mod x;` and `x::DEF` below.
+
+use crate::catalog::Def;
+
+mod loadavg;
+
+/// Every collector the agent knows, in any order (flags and output are sorted by name).
+pub static ALL: &[&Def] = &[
+    &loadavg::DEF,
+];

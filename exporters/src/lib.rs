@@ -1,0 +1,10 @@
+//! The Osprey agent: node_exporter-compatible host collectors and the `osprey-agent` binary.
+//!
+//! * [`catalog`]: how collectors declare themselves (name, default, flags, constructor).
+//! * [`collectors`]: one module per collector, listed in [`collectors::ALL`].
+
+pub mod catalog;
+pub mod collectors;
+pub mod prelude;
+#[cfg(test)]
+pub mod testutil;

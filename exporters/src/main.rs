@@ -1,0 +1,2 @@
+//! `osprey-agent`.
+fn main() {}

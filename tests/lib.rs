@@ -1,0 +1,1 @@
+//! Osprey integration tests live in `it/`.
