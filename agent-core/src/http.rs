@@ -98,7 +98,7 @@ impl AgentState {
             format!("A metric with a constant '1' value labeled by version of {}.", self.opts.program),
             MetricType::Gauge,
         );
-        info.push(&[("version", self.opts.version), ("rustc", env!("CARGO_PKG_RUST_VERSION"))], 1.0);
+        info.push(&[("version", self.opts.version)], 1.0);
         out.push(info);
         if self.opts.disable_exporter_metrics {
             return out;

@@ -61,6 +61,12 @@ pub struct Registry {
     timeout: Duration,
 }
 
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry").field("collectors", &self.names()).field("timeout", &self.timeout).finish()
+    }
+}
+
 impl Registry {
     /// An empty registry whose collectors each get `timeout` per scrape.
     pub fn new(timeout: Duration) -> Self {

@@ -4,6 +4,8 @@
 //! * [`collectors`]: one module per collector, listed in [`collectors::ALL`].
 
 pub mod catalog;
+pub mod cli;
+pub mod config_file;
 pub mod collectors;
 pub mod prelude;
 #[cfg(test)]

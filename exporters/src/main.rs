@@ -1,2 +1,110 @@
-//! `osprey-agent`.
-fn main() {}
+//! `osprey-agent`: serves host metrics on `/metrics`, node_exporter compatible.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use agent_core::http::{AgentState, ServeOptions, bind, serve};
+use exporters::cli::{self, LogFormat, Settings};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let settings = match cli::settings_from(&args) {
+        Ok(s) => s,
+        Err(e) => e.exit(),
+    };
+    init_logging(&settings);
+    let registry = match cli::build_registry(&settings) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("osprey-agent: error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if settings.web_config_file.is_some() {
+        eprintln!("osprey-agent: error: --web.config.file: TLS and basic auth are not supported by this build yet");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(16)
+        .thread_keep_alive(std::time::Duration::from_secs(120))
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("osprey-agent: error: starting runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(settings, registry, args))
+}
+
+async fn run(settings: Settings, registry: agent_core::registry::Registry, args: Vec<String>) -> ExitCode {
+    let listeners = match bind(&settings.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("osprey-agent: error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let opts = ServeOptions {
+        telemetry_path: settings.telemetry_path.clone(),
+        max_requests: settings.max_requests,
+        disable_exporter_metrics: settings.disable_exporter_metrics,
+        program: "osprey-agent",
+        version: env!("CARGO_PKG_VERSION"),
+    };
+    let reloader: agent_core::http::Reloader = Box::new(move || {
+        let s = cli::settings_from(&args).map_err(|e| e.to_string())?;
+        cli::build_registry(&s).map_err(|e| e.to_string())
+    });
+    let state = AgentState::new(registry, opts, Some(reloader));
+    for l in &listeners {
+        if let Ok(addr) = l.local_addr() {
+            tracing::info!(address = %addr, collectors = settings.enabled.len(), "listening");
+        }
+    }
+    tokio::spawn(reload_on_sighup(Arc::clone(&state)));
+    match serve(listeners, state, shutdown_signal()).await {
+        Ok(()) => {
+            tracing::info!("shut down");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received; draining"),
+        _ = int.recv() => tracing::info!("SIGINT received; draining"),
+    }
+}
+
+async fn reload_on_sighup(state: Arc<AgentState>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+    while hup.recv().await.is_some() {
+        match state.reload() {
+            Ok(()) => tracing::info!("configuration reloaded (SIGHUP)"),
+            Err(e) => tracing::error!(error = %e, "reload failed; keeping the running configuration"),
+        }
+    }
+}
+
+fn init_logging(s: &Settings) {
+    let builder = tracing_subscriber::fmt().with_max_level(s.log_level).with_writer(std::io::stderr).with_ansi(false);
+    match s.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Logfmt => builder.with_target(false).init(),
+    }
+}
