@@ -1,1 +1,5 @@
-//! Integration tests.
+//! Osprey's integration tests: one binary, one module per area. They run the real
+//! `osprey-agent` against real peers (stock Prometheus, promtool, node_exporter).
+
+mod harness;
+mod node_exporter_e2e;
