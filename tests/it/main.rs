@@ -1,5 +1,6 @@
 //! Osprey's integration tests: one binary, one module per area. They run the real
 //! `osprey-agent` against real peers (stock Prometheus, promtool, node_exporter).
 
+mod agent_cli;
 mod harness;
 mod node_exporter_e2e;
