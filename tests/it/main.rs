@@ -4,3 +4,4 @@
 mod agent_cli;
 mod harness;
 mod node_exporter_e2e;
+mod peers;
