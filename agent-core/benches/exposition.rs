@@ -1,1 +1,2 @@
+//! Exposition benchmarks (filled in with the parser).
 fn main() {}

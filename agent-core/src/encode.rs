@@ -387,10 +387,7 @@ mod tests {
         let mut out = Vec::new();
         encode(&mut out, &[f], Format::Text);
         let s = String::from_utf8(out).unwrap();
-        assert_eq!(
-            s,
-            "# HELP node_x a \\\\ b\\nc \"q\"\n# TYPE node_x gauge\nnode_x{l=\"v\\\"\\\\\\n\"} 1\n"
-        );
+        assert_eq!(s, "# HELP node_x a \\\\ b\\nc \"q\"\n# TYPE node_x gauge\nnode_x{l=\"v\\\"\\\\\\n\"} 1\n");
     }
 
     #[test]
@@ -417,6 +414,11 @@ mod tests {
             )),
             Format::OpenMetrics
         );
-        assert_eq!(Format::negotiate(Some("application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited")), Format::Text);
+        assert_eq!(
+            Format::negotiate(Some(
+                "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"
+            )),
+            Format::Text
+        );
     }
 }

@@ -105,7 +105,11 @@ impl AgentState {
         }
         let p = self.opts.program.replace('-', "_");
         let s = &self.stats;
-        let mut c = MetricFamily::new(format!("{p}_scrapes_total"), "Scrapes of the metrics endpoint served.", MetricType::Counter);
+        let mut c = MetricFamily::new(
+            format!("{p}_scrapes_total"),
+            "Scrapes of the metrics endpoint served.",
+            MetricType::Counter,
+        );
         c.push(&[], s.scrapes.load(Ordering::Relaxed) as f64);
         out.push(c);
         let mut c = MetricFamily::new(
@@ -138,7 +142,12 @@ impl AgentState {
         }
         let count = s.count.load(Ordering::Relaxed) as f64;
         h.samples.push(bucket_sample("+Inf".into(), count));
-        h.samples.push(Sample { suffix: Suffix::Sum, labels: vec![], value: s.sum_micros.load(Ordering::Relaxed) as f64 / 1e6, timestamp_ms: None });
+        h.samples.push(Sample {
+            suffix: Suffix::Sum,
+            labels: vec![],
+            value: s.sum_micros.load(Ordering::Relaxed) as f64 / 1e6,
+            timestamp_ms: None,
+        });
         h.samples.push(Sample { suffix: Suffix::Count, labels: vec![], value: count, timestamp_ms: None });
         out.push(h);
         out.extend(crate::process::process_families());
@@ -235,18 +244,21 @@ fn collector_params(query: Option<&str>) -> (Vec<String>, Vec<String>) {
 }
 
 fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|e| {
-        let mut parts = e.split(';').map(str::trim);
-        parts.next().is_some_and(|n| n.eq_ignore_ascii_case("gzip"))
-            && !parts.any(|p| p.strip_prefix("q=").and_then(|q| q.trim().parse::<f64>().ok()) == Some(0.0))
-    })
+    headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(
+        |e| {
+            let mut parts = e.split(';').map(str::trim);
+            parts.next().is_some_and(|n| n.eq_ignore_ascii_case("gzip"))
+                && !parts.any(|p| p.strip_prefix("q=").and_then(|q| q.trim().parse::<f64>().ok()) == Some(0.0))
+        },
+    )
 }
 
 async fn metrics(State(st): State<Arc<AgentState>>, RawQuery(query): RawQuery, headers: HeaderMap) -> Response {
     let Ok(_permit) = st.sem.try_acquire() else {
         st.stats.rejected.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(max = st.opts.max_requests, "too many concurrent scrapes; answering 503");
-        return (StatusCode::SERVICE_UNAVAILABLE, "Limit of concurrent requests reached, try again later.\n").into_response();
+        return (StatusCode::SERVICE_UNAVAILABLE, "Limit of concurrent requests reached, try again later.\n")
+            .into_response();
     };
     let start = Instant::now();
     let registry = st.registry();

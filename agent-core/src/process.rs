@@ -25,7 +25,12 @@ pub fn process_families() -> Vec<MetricFamily> {
             (s.utime + s.stime) as f64 / USER_HZ,
         );
         gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.", MetricType::Gauge, s.vsize as f64);
-        gauge("process_resident_memory_bytes", "Resident memory size in bytes.", MetricType::Gauge, s.rss_pages as f64 * page);
+        gauge(
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+            MetricType::Gauge,
+            s.rss_pages as f64 * page,
+        );
         if let Some(boot) = boot_time() {
             gauge(
                 "process_start_time_seconds",
@@ -96,7 +101,8 @@ mod tests {
 
     #[test]
     fn parses_stat_with_odd_comm() {
-        let line = "42 (a) b (c)) S 1 42 42 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0 500 1000000 250 18446744073709551615";
+        let line =
+            "42 (a) b (c)) S 1 42 42 0 -1 4194560 100 0 0 0 7 3 0 0 20 0 1 0 500 1000000 250 18446744073709551615";
         let s = parse_stat(line).unwrap();
         assert_eq!(s, ProcStat { utime: 7, stime: 3, starttime: 500, vsize: 1_000_000, rss_pages: 250 });
     }
@@ -111,7 +117,12 @@ mod tests {
     #[test]
     fn own_process_metrics_exist() {
         let fams = process_families();
-        for n in ["process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds", "process_start_time_seconds"] {
+        for n in [
+            "process_cpu_seconds_total",
+            "process_resident_memory_bytes",
+            "process_open_fds",
+            "process_start_time_seconds",
+        ] {
             assert!(fams.iter().any(|f| f.name == n), "missing {n}");
         }
     }

@@ -63,7 +63,10 @@ pub struct Registry {
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registry").field("collectors", &self.names()).field("timeout", &self.timeout).finish()
+        f.debug_struct("Registry")
+            .field("collectors", &self.names())
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
     }
 }
 
@@ -116,7 +119,9 @@ impl Registry {
                 });
                 match tokio::time::timeout(timeout, handle).await {
                     Ok(Ok((sink, res, dur))) => (idx, Some(sink), res, dur),
-                    Ok(Err(join)) => (idx, None, Err(CollectError::Other(format!("collector task failed: {join}"))), timeout),
+                    Ok(Err(join)) => {
+                        (idx, None, Err(CollectError::Other(format!("collector task failed: {join}"))), timeout)
+                    }
                     Err(_) => (
                         idx,
                         None,
@@ -164,7 +169,7 @@ impl Registry {
 
     fn log_error(&self, idx: usize, err: &CollectError) {
         let e = &self.entries[idx];
-        let allowed = e.log.lock().map(|mut l| l.allow(Instant::now())).unwrap_or(Some(0));
+        let allowed = e.log.lock().map_or(Some(0), |mut l| l.allow(Instant::now()));
         if let Some(suppressed) = allowed {
             if matches!(err, CollectError::NoData) {
                 tracing::debug!(collector = e.collector.name(), "collector returned no data");

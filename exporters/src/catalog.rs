@@ -120,6 +120,7 @@ pub struct DeviceFilter {
 impl DeviceFilter {
     /// True when `name` is filtered out.
     pub fn ignored(&self, name: &str) -> bool {
-        self.exclude.as_ref().is_some_and(|r| r.is_match(name)) || self.include.as_ref().is_some_and(|r| !r.is_match(name))
+        self.exclude.as_ref().is_some_and(|r| r.is_match(name))
+            || self.include.as_ref().is_some_and(|r| !r.is_match(name))
     }
 }

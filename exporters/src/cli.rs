@@ -21,18 +21,46 @@ use crate::collectors::ALL;
 
 /// Flags that are not collector-specific, with node_exporter's names and defaults.
 pub static GLOBAL_FLAGS: &[Flag] = &[
-    Flag { name: "web.listen-address", help: "Addresses on which to expose metrics and web interface (repeatable).", kind: FlagKind::List },
+    Flag {
+        name: "web.listen-address",
+        help: "Addresses on which to expose metrics and web interface (repeatable).",
+        kind: FlagKind::List,
+    },
     Flag { name: "web.telemetry-path", help: "Path under which to expose metrics.", kind: FlagKind::Str("/metrics") },
-    Flag { name: "web.max-requests", help: "Maximum number of parallel scrape requests; 0 disables the limit.", kind: FlagKind::Str("40") },
-    Flag { name: "web.disable-exporter-metrics", help: "Exclude metrics about the exporter itself (process_*, osprey_agent_*).", kind: FlagKind::Bool(false) },
-    Flag { name: "web.config.file", help: "Path to a web-config.yml enabling TLS or authentication.", kind: FlagKind::Str("") },
+    Flag {
+        name: "web.max-requests",
+        help: "Maximum number of parallel scrape requests; 0 disables the limit.",
+        kind: FlagKind::Str("40"),
+    },
+    Flag {
+        name: "web.disable-exporter-metrics",
+        help: "Exclude metrics about the exporter itself (process_*, osprey_agent_*).",
+        kind: FlagKind::Bool(false),
+    },
+    Flag {
+        name: "web.config.file",
+        help: "Path to a web-config.yml enabling TLS or authentication.",
+        kind: FlagKind::Str(""),
+    },
     Flag { name: "path.procfs", help: "procfs mountpoint.", kind: FlagKind::Str("/proc") },
     Flag { name: "path.sysfs", help: "sysfs mountpoint.", kind: FlagKind::Str("/sys") },
     Flag { name: "path.rootfs", help: "rootfs mountpoint.", kind: FlagKind::Str("/") },
     Flag { name: "path.udev.data", help: "udev data path.", kind: FlagKind::Str("/run/udev/data") },
-    Flag { name: "collector.disable-defaults", help: "Set all collectors to disabled by default.", kind: FlagKind::Bool(false) },
-    Flag { name: "collector.timeout", help: "Per-collector time limit for one scrape (e.g. 10s, 500ms).", kind: FlagKind::Str("10s") },
-    Flag { name: "log.level", help: "Only log messages with the given severity or above: debug, info, warn, error.", kind: FlagKind::Str("info") },
+    Flag {
+        name: "collector.disable-defaults",
+        help: "Set all collectors to disabled by default.",
+        kind: FlagKind::Bool(false),
+    },
+    Flag {
+        name: "collector.timeout",
+        help: "Per-collector time limit for one scrape (e.g. 10s, 500ms).",
+        kind: FlagKind::Str("10s"),
+    },
+    Flag {
+        name: "log.level",
+        help: "Only log messages with the given severity or above: debug, info, warn, error.",
+        kind: FlagKind::Str("info"),
+    },
     Flag { name: "log.format", help: "Output format of log messages: logfmt or json.", kind: FlagKind::Str("logfmt") },
 ];
 
@@ -90,7 +118,12 @@ pub fn command() -> Command {
         .version(env!("CARGO_PKG_VERSION"))
         .about("Osprey agent: host and service metrics for Prometheus-compatible scrapers (node_exporter compatible).")
         .args_override_self(true)
-        .arg(Arg::new("config").long("config").value_name("FILE").help("Optional TOML config file with the same settings as the flags; flags win."));
+        .arg(
+            Arg::new("config")
+                .long("config")
+                .value_name("FILE")
+                .help("Optional TOML config file with the same settings as the flags; flags win."),
+        );
     for (f, collector) in all_flags() {
         let heading = if collector.is_some() { "Collector options" } else { "Options" };
         cmd = add_flag(cmd, f, heading);
@@ -101,7 +134,13 @@ pub fn command() -> Command {
         let id = format!("collector.{}", d.name);
         let state = if d.default_enabled { "enabled" } else { "disabled" };
         cmd = cmd
-            .arg(Arg::new(id.clone()).long(id.clone()).action(ArgAction::SetTrue).help(format!("Enable the {} collector (default: {state}). {}", d.name, d.help)).help_heading("Collectors"))
+            .arg(
+                Arg::new(id.clone())
+                    .long(id.clone())
+                    .action(ArgAction::SetTrue)
+                    .help(format!("Enable the {} collector (default: {state}). {}", d.name, d.help))
+                    .help_heading("Collectors"),
+            )
             .arg(Arg::new(format!("no-{id}")).long(format!("no-{id}")).action(ArgAction::SetTrue).hide(true));
     }
     cmd
@@ -110,14 +149,16 @@ pub fn command() -> Command {
 fn add_flag(cmd: Command, f: &Flag, heading: &'static str) -> Command {
     let a = Arg::new(f.name).long(f.name).help_heading(heading);
     match f.kind {
-        FlagKind::Bool(def) => cmd
-            .arg(a.action(ArgAction::SetTrue).help(format!("{} (default: {def})", f.help)))
-            .arg(Arg::new(format!("no-{}", f.name)).long(format!("no-{}", f.name)).action(ArgAction::SetTrue).hide(true)),
+        FlagKind::Bool(def) => cmd.arg(a.action(ArgAction::SetTrue).help(format!("{} (default: {def})", f.help))).arg(
+            Arg::new(format!("no-{}", f.name)).long(format!("no-{}", f.name)).action(ArgAction::SetTrue).hide(true),
+        ),
         FlagKind::Str(def) => {
             let help = if def.is_empty() { f.help.to_owned() } else { format!("{} (default: {def})", f.help) };
             cmd.arg(a.action(ArgAction::Set).value_name("VALUE").help(help))
         }
-        FlagKind::List => cmd.arg(a.action(ArgAction::Append).value_name("VALUE").help(format!("{} (repeatable)", f.help))),
+        FlagKind::List => {
+            cmd.arg(a.action(ArgAction::Append).value_name("VALUE").help(format!("{} (repeatable)", f.help)))
+        }
     }
 }
 
@@ -195,11 +236,18 @@ fn resolve(m: &ArgMatches) -> Result<Settings, ConfigError> {
     for a in &listen {
         agent_core::http::parse_listen(a).map_err(|e| ConfigError(format!("--web.listen-address: {e}")))?;
     }
-    let max_requests = str_of("web.max-requests")
-        .parse()
-        .map_err(|_| ConfigError(format!("--web.max-requests: expected a non-negative integer, got {:?}", str_of("web.max-requests"))))?;
-    let collector_timeout = parse_duration(&str_of("collector.timeout"))
-        .ok_or_else(|| ConfigError(format!("--collector.timeout: expected a duration like 10s or 500ms, got {:?}", str_of("collector.timeout"))))?;
+    let max_requests = str_of("web.max-requests").parse().map_err(|_| {
+        ConfigError(format!(
+            "--web.max-requests: expected a non-negative integer, got {:?}",
+            str_of("web.max-requests")
+        ))
+    })?;
+    let collector_timeout = parse_duration(&str_of("collector.timeout")).ok_or_else(|| {
+        ConfigError(format!(
+            "--collector.timeout: expected a duration like 10s or 500ms, got {:?}",
+            str_of("collector.timeout")
+        ))
+    })?;
     let log_level = match str_of("log.level").as_str() {
         "debug" => tracing::Level::DEBUG,
         "info" => tracing::Level::INFO,
@@ -274,7 +322,8 @@ pub fn build_registry(s: &Settings) -> Result<Registry, ConfigError> {
     }
     let mut reg = Registry::new(s.collector_timeout);
     for name in &s.enabled {
-        let def = ALL.iter().find(|d| d.name == *name).ok_or_else(|| ConfigError(format!("unknown collector {name}")))?;
+        let def =
+            ALL.iter().find(|d| d.name == *name).ok_or_else(|| ConfigError(format!("unknown collector {name}")))?;
         let c = (def.build)(&s.ctx).map_err(|e| ConfigError(format!("collector {name}: {e:#}")))?;
         reg.add(c);
     }
@@ -287,7 +336,14 @@ mod tests {
 
     #[test]
     fn flags_override_defaults_and_no_prefix_disables() {
-        let s = settings_from(["osprey-agent", "--no-collector.loadavg", "--web.listen-address=127.0.0.1:1", "--web.max-requests", "3"]).unwrap();
+        let s = settings_from([
+            "osprey-agent",
+            "--no-collector.loadavg",
+            "--web.listen-address=127.0.0.1:1",
+            "--web.max-requests",
+            "3",
+        ])
+        .unwrap();
         assert!(!s.enabled.contains(&"loadavg"));
         assert_eq!(s.listen, ["127.0.0.1:1"]);
         assert_eq!(s.max_requests, 3);

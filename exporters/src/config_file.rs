@@ -26,7 +26,8 @@ fn known_keys() -> HashMap<String, FlagKind> {
 /// Reads and validates `path`; returns values by flag name (`collector.<name>.enabled` for
 /// collector toggles).
 pub fn load(path: &Path) -> Result<HashMap<String, Value>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError(format!("reading config file {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("reading config file {}: {e}", path.display())))?;
     parse(&text, &path.display().to_string())
 }
 
@@ -120,7 +121,11 @@ mod tests {
 
     #[test]
     fn dotted_keys_map_to_flags() {
-        let v = parse("[web]\nlisten-address = \":9200\"\nmax-requests = 5\n[collector.loadavg]\nenabled = false\n", "a.toml").unwrap();
+        let v = parse(
+            "[web]\nlisten-address = \":9200\"\nmax-requests = 5\n[collector.loadavg]\nenabled = false\n",
+            "a.toml",
+        )
+        .unwrap();
         assert_eq!(v["web.listen-address"], Value::List(vec![":9200".into()]));
         assert_eq!(v["web.max-requests"], Value::Str("5".into()));
         assert_eq!(v["collector.loadavg.enabled"], Value::Bool(false));

@@ -5,8 +5,8 @@
 
 pub mod catalog;
 pub mod cli;
-pub mod config_file;
 pub mod collectors;
+pub mod config_file;
 pub mod prelude;
 #[cfg(test)]
 pub mod testutil;

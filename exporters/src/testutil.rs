@@ -89,7 +89,15 @@ pub fn run_on_fixtures(name: &str) -> String {
 
 /// Upstream's filter of run-dependent lines.
 fn upstream_filtered(line: &str) -> bool {
-    const PREFIXES: &[&str] = &["go_", "node_exporter_build_info", "node_scrape_collector_duration_seconds", "process_", "node_textfile_mtime_seconds", "node_time_zone", "node_time_seconds"];
+    const PREFIXES: &[&str] = &[
+        "go_",
+        "node_exporter_build_info",
+        "node_scrape_collector_duration_seconds",
+        "process_",
+        "node_textfile_mtime_seconds",
+        "node_time_zone",
+        "node_time_seconds",
+    ];
     PREFIXES.iter().any(|p| line.starts_with(p))
         || ["node_network_receive_", "node_network_transmit_"].iter().any(|p| {
             line.strip_prefix(p).is_some_and(|r| r.starts_with("bytes_total") || r.starts_with("packets_total"))
@@ -111,8 +119,7 @@ pub fn select_lines(text: &str, pick: &dyn Fn(&str) -> bool) -> Vec<String> {
         .filter(|l| !l.is_empty() && !upstream_filtered(l))
         .filter(|l| {
             let fam = line_family(l);
-            pick(fam)
-                || ["_bucket", "_sum", "_count"].iter().any(|s| fam.strip_suffix(s).is_some_and(|f| pick(f)))
+            pick(fam) || ["_bucket", "_sum", "_count"].iter().any(|s| fam.strip_suffix(s).is_some_and(pick))
         })
         .map(str::to_owned)
         .collect()

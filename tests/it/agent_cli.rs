@@ -4,7 +4,9 @@
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use crate::harness::{TempDir, agent_bin, eventually, free_port, http_get, http_get_with, http_request, run, start_agent};
+use crate::harness::{
+    TempDir, agent_bin, eventually, free_port, http_get, http_get_with, http_request, run, start_agent,
+};
 
 #[test]
 fn unknown_flag_exits_2_and_names_it() {
@@ -22,7 +24,10 @@ fn unknown_config_key_exits_2_with_file_and_line_before_binding() {
     // Hold the port: if the agent tried to bind first, the error would be about the port.
     let held = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = held.local_addr().expect("addr").port();
-    let out = run(agent_bin(), &["--config", cfg.to_str().expect("utf-8"), &format!("--web.listen-address=127.0.0.1:{port}")]);
+    let out = run(
+        agent_bin(),
+        &["--config", cfg.to_str().expect("utf-8"), &format!("--web.listen-address=127.0.0.1:{port}")],
+    );
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("agent.toml:5: unknown key `collector.loadavg.enabeld`"), "{err}");
@@ -41,8 +46,11 @@ fn missing_procfs_is_a_clear_startup_error() {
 fn config_file_settings_apply_and_flags_win() {
     let dir = TempDir::new("cfg");
     let cfg = dir.join("agent.toml");
-    std::fs::write(&cfg, "[collector]\ndisable-defaults = true\n[collector.loadavg]\nenabled = true\n[web]\ntelemetry-path = \"/m\"\n")
-        .expect("write");
+    std::fs::write(
+        &cfg,
+        "[collector]\ndisable-defaults = true\n[collector.loadavg]\nenabled = true\n[web]\ntelemetry-path = \"/m\"\n",
+    )
+    .expect("write");
     let agent = start_agent(&["--config", cfg.to_str().expect("utf-8"), "--web.telemetry-path=/metrics"], &dir);
     let body = http_get(agent.port, "/metrics").expect("scrape").text();
     assert!(body.contains("node_load1 "), "{body}");
@@ -75,8 +83,12 @@ fn landing_health_and_collect_filters() {
 fn openmetrics_and_gzip_are_negotiated() {
     let dir = TempDir::new("negotiate");
     let agent = start_agent(&[], &dir);
-    let om = http_get_with(agent.port, "/metrics", &[("Accept", "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5")])
-        .expect("scrape");
+    let om = http_get_with(
+        agent.port,
+        "/metrics",
+        &[("Accept", "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5")],
+    )
+    .expect("scrape");
     assert!(om.header("content-type").is_some_and(|c| c.starts_with("application/openmetrics-text")));
     assert!(om.text().ends_with("# EOF\n"));
     let gz = http_get_with(agent.port, "/metrics", &[("Accept-Encoding", "gzip")]).expect("scrape");
@@ -89,7 +101,8 @@ fn sigterm_drains_and_exits_zero() {
     let dir = TempDir::new("sigterm");
     let mut agent = start_agent(&[], &dir);
     agent.signal("TERM");
-    let status = eventually(Duration::from_secs(10), || agent.child.try_wait().ok().flatten()).expect("agent exits after SIGTERM");
+    let status = eventually(Duration::from_secs(10), || agent.child.try_wait().ok().flatten())
+        .expect("agent exits after SIGTERM");
     assert!(status.success(), "{status}: {}", agent.log_text());
 }
 
@@ -149,7 +162,10 @@ fn excess_concurrent_scrapes_get_503() {
     assert!(first.text().contains("node_scrape_collector_success{collector=\"loadavg\"} 0"), "{}", first.text());
     assert!(start.elapsed() < Duration::from_secs(5));
     // Unblock the stuck reader so the agent can exit cleanly.
-    let _ = std::fs::OpenOptions::new().write(true).open(&fifo).map(|mut f| std::io::Write::write_all(&mut f, b"1 2 3 1/1 1\n"));
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&fifo)
+        .map(|mut f| std::io::Write::write_all(&mut f, b"1 2 3 1/1 1\n"));
 }
 
 #[test]
@@ -175,7 +191,12 @@ fn unreadable_proc_file_fails_only_that_collector() {
     }
     std::fs::set_permissions(proc_dir.join("loadavg"), std::fs::Permissions::from_mode(0o000)).expect("chmod");
     let (bin, full): (std::path::PathBuf, Vec<String>) = if is_root {
-        let mut a = vec!["--reuid=65534".to_owned(), "--regid=65534".to_owned(), "--clear-groups".to_owned(), agent_bin().display().to_string()];
+        let mut a = vec![
+            "--reuid=65534".to_owned(),
+            "--regid=65534".to_owned(),
+            "--clear-groups".to_owned(),
+            agent_bin().display().to_string(),
+        ];
         a.extend(args);
         ("/usr/bin/setpriv".into(), a)
     } else {

@@ -2,6 +2,7 @@
 //! own temp dir, finds peers on PATH (failing when `OSPREY_REQUIRE_PEERS=1`), and offers
 //! `eventually` instead of fixed sleeps.
 
+use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -111,7 +112,10 @@ impl Proc {
     /// Starts `bin args…` with stderr/stdout to a log file, then waits until `GET path` on
     /// `port` answers.
     pub fn start(bin: &Path, args: &[String], port: u16, ready_path: &str, dir: &TempDir) -> Self {
-        let log = dir.join(&format!("{}-{port}.log", bin.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()));
+        let log = dir.join(&format!(
+            "{}-{port}.log",
+            bin.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()
+        ));
         let f = std::fs::File::create(&log).expect("log file");
         let child = Command::new(bin)
             .args(args)
@@ -195,7 +199,7 @@ pub fn http_request(port: u16, method: &str, path: &str, headers: &[(&str, &str)
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut req = format!("{method} {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n");
     for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
+        let _ = write!(req, "{k}: {v}\r\n");
     }
     req.push_str("\r\n");
     s.write_all(req.as_bytes())?;
@@ -218,5 +222,9 @@ pub fn http_request(port: u16, method: &str, path: &str, headers: &[(&str, &str)
 
 /// Runs a command to completion, capturing output.
 pub fn run(bin: &Path, args: &[&str]) -> Output {
-    Command::new(bin).args(args).stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("running {}: {e}", bin.display()))
+    Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", bin.display()))
 }

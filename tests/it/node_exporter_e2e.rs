@@ -9,9 +9,36 @@ use crate::harness::{TempDir, agent_bin, conformance, eventually, free_port, htt
 
 /// The collectors issue #3 requires at 100 %.
 const REQUIRED: &[&str] = &[
-    "arp", "conntrack", "cpu", "cpufreq", "diskstats", "edac", "entropy", "filefd", "filesystem", "hwmon", "loadavg",
-    "mdadm", "meminfo", "netclass", "netdev", "netstat", "os", "powersupplyclass", "pressure", "schedstat", "sockstat",
-    "softnet", "stat", "textfile", "thermal_zone", "time", "timex", "udp_queues", "uname", "vmstat",
+    "arp",
+    "conntrack",
+    "cpu",
+    "cpufreq",
+    "diskstats",
+    "edac",
+    "entropy",
+    "filefd",
+    "filesystem",
+    "hwmon",
+    "loadavg",
+    "mdadm",
+    "meminfo",
+    "netclass",
+    "netdev",
+    "netstat",
+    "os",
+    "powersupplyclass",
+    "pressure",
+    "schedstat",
+    "sockstat",
+    "softnet",
+    "stat",
+    "textfile",
+    "thermal_zone",
+    "time",
+    "timex",
+    "udp_queues",
+    "uname",
+    "vmstat",
 ];
 
 /// Collectors upstream's e2e run disables because their output depends on the live machine
@@ -53,9 +80,14 @@ fn filtered(line: &str) -> bool {
         "node_time_seconds",
     ];
     P.iter().any(|p| line.starts_with(p))
-        || ["node_network_receive_bytes_total", "node_network_transmit_bytes_total", "node_network_receive_packets_total", "node_network_transmit_packets_total"]
-            .iter()
-            .any(|p| line.starts_with(p))
+        || [
+            "node_network_receive_bytes_total",
+            "node_network_transmit_bytes_total",
+            "node_network_receive_packets_total",
+            "node_network_transmit_packets_total",
+        ]
+        .iter()
+        .any(|p| line.starts_with(p))
 }
 
 /// The family a line belongs to.
@@ -68,7 +100,11 @@ fn family(line: &str) -> &str {
 
 /// Which node_exporter collector emits a family (by upstream's naming).
 fn collector_of(fam: &str) -> &'static str {
-    let base = fam.strip_suffix("_bucket").or_else(|| fam.strip_suffix("_sum")).or_else(|| fam.strip_suffix("_count")).unwrap_or(fam);
+    let base = fam
+        .strip_suffix("_bucket")
+        .or_else(|| fam.strip_suffix("_sum"))
+        .or_else(|| fam.strip_suffix("_count"))
+        .unwrap_or(fam);
     let starts = |p: &str| base.starts_with(p);
     if starts("node_cpu_frequency_") || starts("node_cpu_scaling_") {
         return "cpufreq";
@@ -77,13 +113,25 @@ fn collector_of(fam: &str) -> &'static str {
         return "cpu_vulnerabilities";
     }
     if let Some(rest) = base.strip_prefix("node_network_") {
-        return if (rest.starts_with("receive_") || rest.starts_with("transmit_")) && rest.ends_with("_total") { "netdev" } else { "netclass" };
+        return if (rest.starts_with("receive_") || rest.starts_with("transmit_")) && rest.ends_with("_total") {
+            "netdev"
+        } else {
+            "netclass"
+        };
     }
     if starts("node_memory_numa_") {
         return "meminfo_numa";
     }
-    if ["node_boot_time_seconds", "node_context_switches_total", "node_forks_total", "node_intr_total", "node_procs_blocked", "node_procs_running", "node_softirqs_total"]
-        .contains(&base)
+    if [
+        "node_boot_time_seconds",
+        "node_context_switches_total",
+        "node_forks_total",
+        "node_intr_total",
+        "node_procs_blocked",
+        "node_procs_running",
+        "node_softirqs_total",
+    ]
+    .contains(&base)
     {
         return "stat";
     }
@@ -266,7 +314,10 @@ fn agent_matches_node_exporter_e2e_output_per_collector() {
     for c in all {
         let required = REQUIRED.contains(&c);
         if DISABLED_UPSTREAM.contains(&c) {
-            println!("{c:<22} {:>16} {:>12}  disabled in upstream's e2e run (covered by the live node_exporter test)", "-", "-");
+            println!(
+                "{c:<22} {:>16} {:>12}  disabled in upstream's e2e run (covered by the live node_exporter test)",
+                "-", "-"
+            );
             continue;
         }
         if !ported.contains(c) {

@@ -79,7 +79,8 @@ fn stock_prometheus_scrapes_the_agent() {
     let p = Proc::start(&prom, &args, port, "/-/ready", &dir);
     let up = eventually(Duration::from_secs(30), || query(port, "up").filter(|b| b.contains("\"1\"]")));
     assert!(up.is_some(), "up == 1 never seen: {:?}\n{}", query(port, "up"), p.log_text());
-    let load = eventually(Duration::from_secs(15), || query(port, "node_load1").filter(|b| b.contains("\"job\":\"osprey\"")));
+    let load =
+        eventually(Duration::from_secs(15), || query(port, "node_load1").filter(|b| b.contains("\"job\":\"osprey\"")));
     assert!(load.is_some(), "node_load1 not readable through Prometheus: {:?}", query(port, "node_load1"));
     let health = eventually(Duration::from_secs(15), || {
         http_get(port, "/api/v1/targets").ok().map(|r| r.text()).filter(|t| t.contains("\"health\":\"up\""))
@@ -105,9 +106,16 @@ fn series(text: &str) -> BTreeMap<String, String> {
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .filter(|l| {
-            !["go_", "process_", "promhttp_", "node_exporter_build_info", "osprey_agent_", "node_scrape_collector_duration_seconds"]
-                .iter()
-                .any(|p| l.starts_with(p))
+            ![
+                "go_",
+                "process_",
+                "promhttp_",
+                "node_exporter_build_info",
+                "osprey_agent_",
+                "node_scrape_collector_duration_seconds",
+            ]
+            .iter()
+            .any(|p| l.starts_with(p))
         })
         .filter_map(|l| {
             let split = l.rfind(' ')?;
@@ -123,7 +131,10 @@ fn allow_list() -> Vec<(regex::Regex, String)> {
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .map(|l| {
             let (re, reason) = l.split_once('\t').unwrap_or((l, "no reason given"));
-            (regex::Regex::new(re.trim()).unwrap_or_else(|e| panic!("bad allow-list regex {re}: {e}")), reason.trim().to_owned())
+            (
+                regex::Regex::new(re.trim()).unwrap_or_else(|e| panic!("bad allow-list regex {re}: {e}")),
+                reason.trim().to_owned(),
+            )
         })
         .collect()
 }

@@ -23,7 +23,8 @@ impl Collector for LoadAvg {
 
     fn collect(&self, out: &mut Sink) -> Result<(), CollectError> {
         let text = read_string(&self.path)?;
-        let [l1, l5, l15] = parse(&text).ok_or_else(|| CollectError::parse(&self.path, "expected three load averages"))?;
+        let [l1, l5, l15] =
+            parse(&text).ok_or_else(|| CollectError::parse(&self.path, "expected three load averages"))?;
         out.gauge("node_load1", "1m load average.", l1);
         out.gauge("node_load5", "5m load average.", l5);
         out.gauge("node_load15", "15m load average.", l15);

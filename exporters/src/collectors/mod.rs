@@ -5,6 +5,4 @@ use crate::catalog::Def;
 mod loadavg;
 
 /// Every collector the agent knows, in any order (flags and output are sorted by name).
-pub static ALL: &[&Def] = &[
-    &loadavg::DEF,
-];
+pub static ALL: &[&Def] = &[&loadavg::DEF];
