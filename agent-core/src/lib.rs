@@ -17,4 +17,5 @@ pub mod registry;
 pub use collector::{CollectError, Collector, HostPaths, Sink};
 pub use model::{MetricFamily, MetricType, Sample, Suffix};
 pub mod http;
+pub mod logging;
 pub mod process;

@@ -67,14 +67,7 @@ pub static GLOBAL_FLAGS: &[Flag] = &[
 /// Default listen address (node_exporter's).
 pub const DEFAULT_LISTEN: &str = ":9100";
 
-/// Log output format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LogFormat {
-    /// key=value lines.
-    Logfmt,
-    /// One JSON object per line.
-    Json,
-}
+pub use agent_core::logging::LogFormat;
 
 /// Everything the agent runs on, resolved and validated.
 #[derive(Clone, Debug)]

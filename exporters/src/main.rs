@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use agent_core::http::{AgentState, ServeOptions, bind, serve};
-use exporters::cli::{self, LogFormat, Settings};
+use exporters::cli::{self, Settings};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -102,9 +102,5 @@ async fn reload_on_sighup(state: Arc<AgentState>) {
 }
 
 fn init_logging(s: &Settings) {
-    let builder = tracing_subscriber::fmt().with_max_level(s.log_level).with_writer(std::io::stderr).with_ansi(false);
-    match s.log_format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Logfmt => builder.with_target(false).init(),
-    }
+    agent_core::logging::init(s.log_level, s.log_format);
 }
