@@ -74,13 +74,12 @@ impl Sink {
 
     /// The family `name`, created with `help` and `kind` if it does not exist yet.
     pub fn family(&mut self, name: &str, help: &str, kind: MetricType) -> &mut MetricFamily {
-        let idx = match self.index.get(name) {
-            Some(&i) => i,
-            None => {
-                self.families.push(MetricFamily::new(name, help, kind));
-                self.index.insert(name.to_owned(), self.families.len() - 1);
-                self.families.len() - 1
-            }
+        let idx = if let Some(&i) = self.index.get(name) {
+            i
+        } else {
+            self.families.push(MetricFamily::new(name, help, kind));
+            self.index.insert(name.to_owned(), self.families.len() - 1);
+            self.families.len() - 1
         };
         &mut self.families[idx]
     }

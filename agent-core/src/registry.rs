@@ -158,7 +158,7 @@ impl Registry {
 
     fn log_error(&self, idx: usize, err: &CollectError) {
         let e = &self.entries[idx];
-        let allowed = e.log.lock().map(|mut l| l.allow(Instant::now())).unwrap_or(Some(0));
+        let allowed = e.log.lock().map_or(Some(0), |mut l| l.allow(Instant::now()));
         if let Some(suppressed) = allowed {
             if matches!(err, CollectError::NoData) {
                 tracing::debug!(collector = e.collector.name(), "collector returned no data");
