@@ -94,10 +94,13 @@ fn encode_text_family(out: &mut Vec<u8>, fam: &MetricFamily) {
         out.extend_from_slice(fam.name.as_bytes());
         let suffix = match (fam.kind, s.suffix) {
             (MetricType::Info, Suffix::Info) | (_, Suffix::Total) => "",
+            // Text 0.0.4 has no gauge histograms: they are histograms with `_sum`/`_count`.
+            (_, Suffix::GSum) => "_sum",
+            (_, Suffix::GCount) => "_count",
             (_, suf) => suf.as_str(),
         };
         out.extend_from_slice(suffix.as_bytes());
-        write_labels(out, s, false);
+        write_labels(out, s, None);
         out.push(b' ');
         write_float_text(out, s.value);
         if let Some(ts) = s.timestamp_ms {
@@ -110,6 +113,14 @@ fn encode_text_family(out: &mut Vec<u8>, fam: &MetricFamily) {
 
 fn encode_om_family(out: &mut Vec<u8>, fam: &MetricFamily) {
     let meta_name = om_family_name(fam);
+    // client_golang's order: HELP, TYPE, UNIT.
+    if !fam.help.is_empty() {
+        out.extend_from_slice(b"# HELP ");
+        out.extend_from_slice(meta_name.as_bytes());
+        out.push(b' ');
+        escape_into(out, &fam.help, true);
+        out.push(b'\n');
+    }
     out.extend_from_slice(b"# TYPE ");
     out.extend_from_slice(meta_name.as_bytes());
     out.push(b' ');
@@ -122,13 +133,6 @@ fn encode_om_family(out: &mut Vec<u8>, fam: &MetricFamily) {
         out.extend_from_slice(fam.unit.as_bytes());
         out.push(b'\n');
     }
-    if !fam.help.is_empty() {
-        out.extend_from_slice(b"# HELP ");
-        out.extend_from_slice(meta_name.as_bytes());
-        out.push(b' ');
-        escape_into(out, &fam.help, true);
-        out.push(b'\n');
-    }
     for s in &fam.samples {
         out.extend_from_slice(meta_name.as_bytes());
         let suffix = match (fam.kind, s.suffix) {
@@ -137,7 +141,13 @@ fn encode_om_family(out: &mut Vec<u8>, fam: &MetricFamily) {
             (_, suf) => suf.as_str(),
         };
         out.extend_from_slice(suffix.as_bytes());
-        write_labels(out, s, true);
+        // OpenMetrics wants canonical floats ("1.0", "+Inf") for bucket bounds and quantiles.
+        let bound = match (fam.kind, s.suffix) {
+            (MetricType::Histogram | MetricType::GaugeHistogram, Suffix::Bucket) => Some("le"),
+            (MetricType::Summary, Suffix::None) => Some("quantile"),
+            _ => None,
+        };
+        write_labels(out, s, bound);
         out.push(b' ');
         write_float_om(out, s.value);
         if let Some(ts) = s.timestamp_ms {
@@ -157,7 +167,9 @@ pub fn om_family_name(fam: &MetricFamily) -> &str {
     }
 }
 
-fn write_labels(out: &mut Vec<u8>, s: &Sample, om: bool) {
+/// Writes `{name="value",...}`; the value of label `bound` is rewritten as a canonical
+/// OpenMetrics float when it parses as one.
+fn write_labels(out: &mut Vec<u8>, s: &Sample, bound: Option<&str>) {
     if s.labels.is_empty() {
         return;
     }
@@ -168,8 +180,7 @@ fn write_labels(out: &mut Vec<u8>, s: &Sample, om: bool) {
         }
         out.extend_from_slice(n.as_bytes());
         out.extend_from_slice(b"=\"");
-        if om && (n == "le" || n == "quantile") {
-            // OpenMetrics wants canonical floats for le/quantile ("1.0", "+Inf").
+        if bound == Some(n.as_str()) {
             match v.parse::<f64>() {
                 Ok(f) => write_float_om(out, f),
                 Err(_) => escape_into(out, v, true),
@@ -206,9 +217,13 @@ fn write_int(out: &mut Vec<u8>, v: i64) {
 
 fn write_om_timestamp(out: &mut Vec<u8>, ms: i64) {
     // OpenMetrics timestamps are seconds; client_golang prints them with %g-style floats.
-    let secs = ms.div_euclid(1000);
-    let frac = ms.rem_euclid(1000);
-    write_int(out, secs);
+    // Sign and magnitude separately: -1 ms is "-0.001" (not "-1.999", which div_euclid gives).
+    if ms < 0 {
+        out.push(b'-');
+    }
+    let abs = ms.unsigned_abs();
+    let (secs, frac) = (abs / 1000, abs % 1000);
+    let _ = write!(out, "{secs}");
     if frac != 0 {
         let _ = write!(out, ".{frac:03}");
         while out.last() == Some(&b'0') {
@@ -221,7 +236,9 @@ fn write_om_timestamp(out: &mut Vec<u8>, ms: i64) {
 pub fn write_float_text(out: &mut Vec<u8>, v: f64) {
     if v == 1.0 {
         out.push(b'1');
-    } else if v == 0.0 {
+    } else if v == 0.0 && v.is_sign_positive() {
+        // Only +0.0: client_golang writes -0.0 as "0" too, but keeping the sign ("-0") makes
+        // encode → parse exact.
         out.push(b'0');
     } else if v == -1.0 {
         out.extend_from_slice(b"-1");
@@ -362,7 +379,7 @@ mod tests {
 
     #[test]
     fn floats_match_go_strconv_g() {
-        assert_eq!(g(1.6042172416e10), "1.6042172416e+10");
+        assert_eq!(g(1.604_217_241_6e10), "1.6042172416e+10");
         assert_eq!(g(123_456.0), "123456");
         assert_eq!(g(1_000_000.0), "1e+06");
         assert_eq!(g(1_234_567.0), "1.234567e+06");
@@ -400,8 +417,60 @@ mod tests {
         let s = String::from_utf8(out).unwrap();
         assert_eq!(
             s,
-            "# TYPE x_seconds counter\n# UNIT x_seconds seconds\n# HELP x_seconds h\nx_seconds_total 2.0\n# EOF\n"
+            "# HELP x_seconds h\n# TYPE x_seconds counter\n# UNIT x_seconds seconds\nx_seconds_total 2.0\n# EOF\n"
         );
+    }
+
+    fn om(f: MetricFamily) -> String {
+        let mut out = Vec::new();
+        encode(&mut out, &[f], Format::OpenMetrics);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn text(f: MetricFamily) -> String {
+        let mut out = Vec::new();
+        encode(&mut out, &[f], Format::Text);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn negative_om_timestamp_keeps_its_magnitude() {
+        let mut f = MetricFamily::new("x", "", MetricType::Gauge);
+        for ms in [-1, -1500, -2000, i64::MIN] {
+            f.push(&[], 1.0);
+            f.samples.last_mut().unwrap().timestamp_ms = Some(ms);
+        }
+        assert_eq!(om(f), "# TYPE x gauge\nx 1.0 -0.001\nx 1.0 -1.5\nx 1.0 -2\nx 1.0 -9223372036854775.808\n# EOF\n");
+    }
+
+    #[test]
+    fn negative_zero_keeps_its_sign_in_text() {
+        let mut f = MetricFamily::new("x", "", MetricType::Gauge);
+        f.push(&[], -0.0).push(&[], 0.0);
+        assert_eq!(text(f.clone()), "# TYPE x gauge\nx -0\nx 0\n");
+        assert_eq!(om(f), "# TYPE x gauge\nx -0.0\nx 0.0\n# EOF\n");
+    }
+
+    #[test]
+    fn om_canonicalizes_only_bucket_and_quantile_bounds() {
+        let mut g = MetricFamily::new("g", "", MetricType::Gauge);
+        g.push(&[("le", "1"), ("quantile", "2")], 1.0);
+        assert_eq!(om(g), "# TYPE g gauge\ng{le=\"1\",quantile=\"2\"} 1.0\n# EOF\n");
+        let mut h = MetricFamily::new("h", "", MetricType::Histogram);
+        h.push(&[("le", "1")], 1.0);
+        h.samples[0].suffix = Suffix::Bucket;
+        h.push(&[("le", "1")], 1.0);
+        h.samples[1].suffix = Suffix::Sum;
+        assert_eq!(om(h), "# TYPE h histogram\nh_bucket{le=\"1.0\"} 1.0\nh_sum{le=\"1\"} 1.0\n# EOF\n");
+    }
+
+    #[test]
+    fn text_gauge_histogram_is_a_histogram_with_sum_and_count() {
+        let mut f = MetricFamily::new("gh", "", MetricType::GaugeHistogram);
+        f.push(&[], 2.0).push(&[], 3.0);
+        f.samples[0].suffix = Suffix::GSum;
+        f.samples[1].suffix = Suffix::GCount;
+        assert_eq!(text(f), "# TYPE gh histogram\ngh_sum 2\ngh_count 3\n");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 pub mod collector;
 pub mod encode;
 pub mod model;
+pub mod parse;
 pub mod registry;
 
 pub use collector::{CollectError, Collector, HostPaths, Sink};
