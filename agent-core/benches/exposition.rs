@@ -15,14 +15,21 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 /// per-mount gauges, a few histograms, long label values.
 fn node_like() -> Vec<MetricFamily> {
     let mut fams = Vec::new();
-    let mut cpu = MetricFamily::new("node_cpu_seconds_total", "Seconds the CPUs spent in each mode.", MetricType::Counter);
+    let mut cpu =
+        MetricFamily::new("node_cpu_seconds_total", "Seconds the CPUs spent in each mode.", MetricType::Counter);
     for c in 0..32 {
         for mode in ["idle", "iowait", "irq", "nice", "softirq", "steal", "system", "user"] {
             cpu.push(&[("cpu", &c.to_string()), ("mode", mode)], 12_345.67 + f64::from(c));
         }
     }
     fams.push(cpu);
-    for metric in ["read_bytes_total", "written_bytes_total", "reads_completed_total", "writes_completed_total", "io_time_seconds_total"] {
+    for metric in [
+        "read_bytes_total",
+        "written_bytes_total",
+        "reads_completed_total",
+        "writes_completed_total",
+        "io_time_seconds_total",
+    ] {
         let mut f = MetricFamily::new(format!("node_disk_{metric}"), "Disk statistic.", MetricType::Counter);
         for d in 0..40 {
             f.push(&[("device", &format!("nvme{d}n1"))], 1.234_567_89e12 * f64::from(d + 1));
@@ -37,15 +44,24 @@ fn node_like() -> Vec<MetricFamily> {
         }
         fams.push(f);
     }
-    for metric in ["receive_bytes_total", "transmit_bytes_total", "receive_packets_total", "transmit_packets_total", "receive_drop_total", "transmit_drop_total"] {
-        let mut f = MetricFamily::new(format!("node_network_{metric}"), "Network device statistic.", MetricType::Counter);
+    for metric in [
+        "receive_bytes_total",
+        "transmit_bytes_total",
+        "receive_packets_total",
+        "transmit_packets_total",
+        "receive_drop_total",
+        "transmit_drop_total",
+    ] {
+        let mut f =
+            MetricFamily::new(format!("node_network_{metric}"), "Network device statistic.", MetricType::Counter);
         for i in 0..100 {
             f.push(&[("device", &format!("veth{i:06x}"))], f64::from(i) * 1_000.5);
         }
         fams.push(f);
     }
     for g in 0..300 {
-        let mut f = MetricFamily::new(format!("node_memory_Thing{g}_bytes"), "Memory information field.", MetricType::Gauge);
+        let mut f =
+            MetricFamily::new(format!("node_memory_Thing{g}_bytes"), "Memory information field.", MetricType::Gauge);
         f.push(&[], 1.6e10 + f64::from(g));
         fams.push(f);
     }

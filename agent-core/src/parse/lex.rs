@@ -139,7 +139,8 @@ impl<'a> Cursor<'a> {
         }
         loop {
             let name_pos = self.pos;
-            let name = self.label_name(limits, if text || labels.is_empty() { "label name or `}`" } else { "label name" })?;
+            let name =
+                self.label_name(limits, if text || labels.is_empty() { "label name or `}`" } else { "label name" })?;
             if name == "__name__" {
                 return Err(LineError::new(name_pos, ErrorKind::ReservedLabelName));
             }

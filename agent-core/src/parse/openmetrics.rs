@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use super::lex::{Cursor, LResult, parse_float, parse_om_timestamp};
 use super::text::check_bounds;
-use super::{ErrorKind, printable, Limits, LineError, ParseError, check_line_len, end_position, lines};
+use super::{ErrorKind, Limits, LineError, ParseError, check_line_len, end_position, lines, printable};
 use crate::model::{MetricFamily, MetricType, Sample, Suffix};
 
 const TYPES: &str = "`counter`, `gauge`, `histogram`, `gaugehistogram`, `stateset`, `info`, `summary`, `unknown`";
@@ -16,10 +16,15 @@ fn parts(kind: MetricType) -> &'static [(&'static str, Suffix)] {
         T::Counter => &[("_total", Suffix::None), ("_created", Suffix::Created)],
         T::Gauge | T::Untyped | T::StateSet => &[("", Suffix::None)],
         T::Info => &[("_info", Suffix::None)],
-        T::Summary => &[("", Suffix::None), ("_sum", Suffix::Sum), ("_count", Suffix::Count), ("_created", Suffix::Created)],
-        T::Histogram => {
-            &[("_bucket", Suffix::Bucket), ("_sum", Suffix::Sum), ("_count", Suffix::Count), ("_created", Suffix::Created)]
+        T::Summary => {
+            &[("", Suffix::None), ("_sum", Suffix::Sum), ("_count", Suffix::Count), ("_created", Suffix::Created)]
         }
+        T::Histogram => &[
+            ("_bucket", Suffix::Bucket),
+            ("_sum", Suffix::Sum),
+            ("_count", Suffix::Count),
+            ("_created", Suffix::Created),
+        ],
         T::GaugeHistogram => &[("_bucket", Suffix::Bucket), ("_gsum", Suffix::GSum), ("_gcount", Suffix::GCount)],
     }
 }
@@ -142,7 +147,10 @@ impl<'a> OmParser<'a, '_> {
         let base = cur.base;
         let kind = self.families[cur.idx].kind;
         let clash = |sample: String, earlier: MetricType, family: &str| {
-            LineError::new(0, ErrorKind::NameClash(base.to_owned(), sample, earlier.openmetrics_name(), family.to_owned()))
+            LineError::new(
+                0,
+                ErrorKind::NameClash(base.to_owned(), sample, earlier.openmetrics_name(), family.to_owned()),
+            )
         };
         let mine = parts(kind);
         // The same family name: the sample-name suffixes must differ.
@@ -155,7 +163,12 @@ impl<'a> OmParser<'a, '_> {
         }
         // `base` is an earlier family's sample name (`x_sum` after histogram `x`).
         if om_suffix(kind, "").is_some() {
-            for (s, _) in parts(MetricType::Histogram).iter().chain(parts(MetricType::GaugeHistogram)).chain(parts(MetricType::Counter)).chain(parts(MetricType::Info)) {
+            for (s, _) in parts(MetricType::Histogram)
+                .iter()
+                .chain(parts(MetricType::GaugeHistogram))
+                .chain(parts(MetricType::Counter))
+                .chain(parts(MetricType::Info))
+            {
                 if let Some(prefix) = base.strip_suffix(s)
                     && let Some(&bits) = self.seen.get(prefix)
                     && let Some(k) = KINDS.into_iter().find(|&k| bits & kind_bit(k) != 0 && om_suffix(k, s).is_some())
@@ -337,7 +350,8 @@ impl<'a> OmParser<'a, '_> {
         if let Some(pos) = exemplar_pos
             && !matches!(
                 (kind, suffix),
-                (MetricType::Counter, Suffix::None) | (MetricType::Histogram | MetricType::GaugeHistogram, Suffix::Bucket)
+                (MetricType::Counter, Suffix::None)
+                    | (MetricType::Histogram | MetricType::GaugeHistogram, Suffix::Bucket)
             )
         {
             return Err(LineError::new(pos, ErrorKind::ExemplarNotAllowed));
@@ -358,7 +372,10 @@ impl<'a> OmParser<'a, '_> {
         parse_om_timestamp(tok).ok_or_else(|| {
             LineError::new(
                 pos,
-                ErrorKind::InvalidTimestamp(printable(tok), "seconds since the epoch as a decimal number, within ±2^63 ms"),
+                ErrorKind::InvalidTimestamp(
+                    printable(tok),
+                    "seconds since the epoch as a decimal number, within ±2^63 ms",
+                ),
             )
         })
     }

@@ -71,7 +71,8 @@ fn bound() -> impl Strategy<Value = String> {
 }
 
 fn labels() -> impl Strategy<Value = Vec<Label>> {
-    let name = "[a-zA-Z_][a-zA-Z0-9_]{0,6}".prop_filter("reserved", |n| !matches!(n.as_str(), "le" | "quantile" | "__name__"));
+    let name =
+        "[a-zA-Z_][a-zA-Z0-9_]{0,6}".prop_filter("reserved", |n| !matches!(n.as_str(), "le" | "quantile" | "__name__"));
     proptest::collection::vec((name, any_text(8)), 0..4)
         .prop_map(|v| v.into_iter().collect::<BTreeMap<_, _>>().into_iter().collect())
 }
@@ -85,7 +86,12 @@ struct Series {
 }
 
 fn series() -> impl Strategy<Value = Series> {
-    (labels(), proptest::collection::vec((value(), timestamp()), 8), proptest::collection::vec(bound(), 0..3), any::<bool>())
+    (
+        labels(),
+        proptest::collection::vec((value(), timestamp()), 8),
+        proptest::collection::vec(bound(), 0..3),
+        any::<bool>(),
+    )
         .prop_map(|(labels, values, bounds, created)| Series { labels, values, bounds, created })
 }
 
@@ -95,7 +101,13 @@ fn spec() -> impl Strategy<Value = Spec> {
     let unit = "[a-z]{1,6}".prop_filter("suffix word", |u| {
         !matches!(u.as_str(), "total" | "created" | "sum" | "count" | "bucket" | "gsum" | "gcount" | "info")
     });
-    (0..KINDS.len(), "[a-zA-Z_:][a-zA-Z0-9_:]{0,8}", any_text(20), proptest::option::of(unit), proptest::collection::vec(series(), 0..3))
+    (
+        0..KINDS.len(),
+        "[a-zA-Z_:][a-zA-Z0-9_:]{0,8}",
+        any_text(20),
+        proptest::option::of(unit),
+        proptest::collection::vec(series(), 0..3),
+    )
 }
 
 /// Builds family `i`: names end in `_<i>` (plus unit and type suffix) so they never clash.

@@ -83,7 +83,10 @@ node_textfile_thing{b="2",a="1"} -Inf 1395066363000
     assert_eq!(f[1].samples[2].suffix, Suffix::Sum);
     assert_eq!(f[2].name, "node_textfile_thing");
     assert_eq!(f[2].kind, MetricType::Untyped);
-    assert_eq!(f[2].samples[0], sample(Suffix::None, &[("a", "1"), ("b", "2")], f64::NEG_INFINITY, Some(1_395_066_363_000)));
+    assert_eq!(
+        f[2].samples[0],
+        sample(Suffix::None, &[("a", "1"), ("b", "2")], f64::NEG_INFINITY, Some(1_395_066_363_000))
+    );
     assert!(f[3].samples[0].value.is_nan());
 }
 
@@ -198,7 +201,10 @@ loose 2
     assert_eq!(f[1].samples[0].timestamp_ms, Some(-500));
     assert_eq!(f[2].samples[0].suffix, Suffix::None);
     assert_eq!(f[4].samples[0].labels[0].1, "1.0");
-    assert_eq!(f[4].samples.iter().map(|s| s.suffix).collect::<Vec<_>>(), [Suffix::Bucket, Suffix::Bucket, Suffix::GSum, Suffix::GCount]);
+    assert_eq!(
+        f[4].samples.iter().map(|s| s.suffix).collect::<Vec<_>>(),
+        [Suffix::Bucket, Suffix::Bucket, Suffix::GSum, Suffix::GCount]
+    );
     assert_eq!(f[5].samples[1].suffix, Suffix::Created);
     assert_eq!(f[7].help, "only help");
 }
@@ -250,35 +256,71 @@ fn text_errors_name_the_position_and_expectation() {
             ("x{a=\"1\" b=\"2\"} 1", "line 1, column 9: expected `,` or `}` after label value, found `b`"),
             ("x{a=\"1\",a=\"2\"} 1", "line 1, column 9: duplicate label name `a`"),
             ("x{__name__=\"y\"} 1", "line 1, column 3: label name `__name__` is reserved"),
-            ("x{a=\"\\t\"} 1", "line 1, column 6: invalid escape sequence `\\t`, only `\\\\`, `\\\"` and `\\n` are allowed"),
+            (
+                "x{a=\"\\t\"} 1",
+                "line 1, column 6: invalid escape sequence `\\t`, only `\\\\`, `\\\"` and `\\n` are allowed",
+            ),
             ("x{a=\"\\", "line 1, column 6: invalid escape sequence `\\`, only `\\\\`, `\\\"` and `\\n` are allowed"),
             ("x{a=\"é\"} 1 2 3", "line 1, column 14: expected end of line after the timestamp, found `3`"),
-            ("x abc", "line 1, column 3: invalid sample value `abc`: expected a float such as `1`, `-2.5e-3`, `NaN` or `+Inf`"),
+            (
+                "x abc",
+                "line 1, column 3: invalid sample value `abc`: expected a float such as `1`, `-2.5e-3`, `NaN` or `+Inf`",
+            ),
             ("x 1e400", "line 1, column 3: value `1e400` is out of the float64 range"),
             ("x 1 1.5", "line 1, column 5: invalid timestamp `1.5`: expected an integer number of milliseconds"),
-            ("x 1 99999999999999999999", "line 1, column 5: invalid timestamp `99999999999999999999`: expected an integer number of milliseconds"),
-            ("x 1\r\n", "line 1, column 3: invalid sample value `1\\r`: expected a float such as `1`, `-2.5e-3`, `NaN` or `+Inf`"),
+            (
+                "x 1 99999999999999999999",
+                "line 1, column 5: invalid timestamp `99999999999999999999`: expected an integer number of milliseconds",
+            ),
+            (
+                "x 1\r\n",
+                "line 1, column 3: invalid sample value `1\\r`: expected a float such as `1`, `-2.5e-3`, `NaN` or `+Inf`",
+            ),
             ("# HELP x a\\tb", "line 1, column 11: invalid escape sequence `\\t`, only `\\\\` and `\\n` are allowed"),
             ("# HELP x a\\\"b", "line 1, column 11: invalid escape sequence `\\\"`, only `\\\\` and `\\n` are allowed"),
             ("# HELP x a\n# HELP x b", "line 2, column 8: second HELP line for metric family `x`"),
             ("# TYPE x gauge\n# TYPE x gauge", "line 2, column 8: second TYPE line for metric family `x`"),
             ("x 1\n# TYPE x gauge", "line 2, column 8: TYPE line for metric family `x` after its samples"),
-            ("# TYPE x gauges", "line 1, column 10: unknown metric type `gauges`, expected one of `counter`, `gauge`, `histogram`, `summary`, `untyped`"),
-            ("# TYPE x Gauge", "line 1, column 10: unknown metric type `Gauge`, expected one of `counter`, `gauge`, `histogram`, `summary`, `untyped`"),
-            ("# TYPE x info", "line 1, column 10: unknown metric type `info`, expected one of `counter`, `gauge`, `histogram`, `summary`, `untyped`"),
+            (
+                "# TYPE x gauges",
+                "line 1, column 10: unknown metric type `gauges`, expected one of `counter`, `gauge`, `histogram`, `summary`, `untyped`",
+            ),
+            (
+                "# TYPE x Gauge",
+                "line 1, column 10: unknown metric type `Gauge`, expected one of `counter`, `gauge`, `histogram`, `summary`, `untyped`",
+            ),
+            (
+                "# TYPE x info",
+                "line 1, column 10: unknown metric type `info`, expected one of `counter`, `gauge`, `histogram`, `summary`, `untyped`",
+            ),
             ("# TYPE x gauge x", "line 1, column 16: expected end of line after the metric type, found `x`"),
             ("# TYPE x", "line 1, column 9: expected a blank and a metric type, found end of line"),
             ("# TYPE", "line 1, column 7: expected a blank and a metric name, found end of line"),
             ("# HELP 9", "line 1, column 8: expected metric name, found `9`"),
             ("# HELP x{", "line 1, column 9: expected a blank before the help text, found `{`"),
-            ("# TYPE x histogram\nx 1", "line 2, column 1: sample `x` does not fit histogram `x`: expected a `_bucket`, `_sum` or `_count` suffix"),
-            ("# TYPE x histogram\nx_bucket 1", "line 2, column 1: histogram bucket sample `x_bucket` needs a `le` label"),
+            (
+                "# TYPE x histogram\nx 1",
+                "line 2, column 1: sample `x` does not fit histogram `x`: expected a `_bucket`, `_sum` or `_count` suffix",
+            ),
+            (
+                "# TYPE x histogram\nx_bucket 1",
+                "line 2, column 1: histogram bucket sample `x_bucket` needs a `le` label",
+            ),
             ("# TYPE x histogram\nx_bucket{le=\"x\"} 1", "line 2, column 13: `le` label value `x` is not a float"),
-            ("# TYPE x summary\nx{q=\"1\"} 1", "line 2, column 1: summary quantile sample `x` needs a `quantile` label"),
+            (
+                "# TYPE x summary\nx{q=\"1\"} 1",
+                "line 2, column 1: summary quantile sample `x` needs a `quantile` label",
+            ),
             ("# TYPE x summary\nx{quantile=\"\"} 1", "line 2, column 12: `quantile` label value `` is not a float"),
-            ("a 1\n# EOF\n", "line 2, column 3: `# EOF` is not valid in the text format 0.0.4 (it ends OpenMetrics input)"),
+            (
+                "a 1\n# EOF\n",
+                "line 2, column 3: `# EOF` is not valid in the text format 0.0.4 (it ends OpenMetrics input)",
+            ),
             ("a 1\n\n\nb\u{e9}\u{ff}", "line 4, column 2: expected `{` or a blank after the metric name, found `é`"),
-            ("a{l=\"é\"} \u{1b}", "line 1, column 10: invalid sample value `\\u{1b}`: expected a float such as `1`, `-2.5e-3`, `NaN` or `+Inf`"),
+            (
+                "a{l=\"é\"} \u{1b}",
+                "line 1, column 10: invalid sample value `\\u{1b}`: expected a float such as `1`, `-2.5e-3`, `NaN` or `+Inf`",
+            ),
         ],
     );
 }
@@ -324,27 +366,78 @@ fn openmetrics_errors_name_the_position_and_expectation() {
         ("# some comment\n# EOF\n", "line 1, column 1: expected `# HELP`, `# TYPE`, `# UNIT` or `# EOF`"),
         ("#HELP x y\n# EOF\n", "line 1, column 1: expected `# HELP`, `# TYPE`, `# UNIT` or `# EOF`"),
         ("# TYPE x gauge \n# EOF\n", "line 1, column 15: expected end of line after the metric type, found ` `"),
-        ("# TYPE x untyped\n# EOF\n", "line 1, column 10: unknown metric type `untyped`, expected one of `counter`, `gauge`, `histogram`, `gaugehistogram`, `stateset`, `info`, `summary`, `unknown`"),
+        (
+            "# TYPE x untyped\n# EOF\n",
+            "line 1, column 10: unknown metric type `untyped`, expected one of `counter`, `gauge`, `histogram`, `gaugehistogram`, `stateset`, `info`, `summary`, `unknown`",
+        ),
         ("# HELP x\n# EOF\n", "line 1, column 9: expected a space and the help text, found end of line"),
-        ("# HELP x a\\tb\n# EOF\n", "line 1, column 11: invalid escape sequence `\\t`, only `\\\\`, `\\\"` and `\\n` are allowed"),
+        (
+            "# HELP x a\\tb\n# EOF\n",
+            "line 1, column 11: invalid escape sequence `\\t`, only `\\\\`, `\\\"` and `\\n` are allowed",
+        ),
         ("# HELP x a\n# HELP x b\n# EOF\n", "line 2, column 8: second HELP line for metric family `x`"),
         ("# UNIT x_s s\n# UNIT x_s s\n# EOF\n", "line 2, column 8: second UNIT line for metric family `x_s`"),
-        ("# TYPE x gauge\n# UNIT x seconds\n# EOF\n", "line 2, column 10: unit `seconds` is not a suffix of metric family name `x`"),
-        ("# TYPE xseconds gauge\n# UNIT xseconds seconds\n# EOF\n", "line 2, column 17: unit `seconds` is not a suffix of metric family name `xseconds`"),
-        ("# UNIT x_bytes bytes\n# TYPE x_bytes info\n# EOF\n", "line 2, column 16: info metric family `x_bytes` must not have a unit"),
-        ("# TYPE x_bytes stateset\n# UNIT x_bytes bytes\n# EOF\n", "line 2, column 16: stateset metric family `x_bytes` must not have a unit"),
+        (
+            "# TYPE x gauge\n# UNIT x seconds\n# EOF\n",
+            "line 2, column 10: unit `seconds` is not a suffix of metric family name `x`",
+        ),
+        (
+            "# TYPE xseconds gauge\n# UNIT xseconds seconds\n# EOF\n",
+            "line 2, column 17: unit `seconds` is not a suffix of metric family name `xseconds`",
+        ),
+        (
+            "# UNIT x_bytes bytes\n# TYPE x_bytes info\n# EOF\n",
+            "line 2, column 16: info metric family `x_bytes` must not have a unit",
+        ),
+        (
+            "# TYPE x_bytes stateset\n# UNIT x_bytes bytes\n# EOF\n",
+            "line 2, column 16: stateset metric family `x_bytes` must not have a unit",
+        ),
         ("# UNIT x b-c\n# EOF\n", "line 1, column 11: expected a unit made of `[a-zA-Z0-9_:]` characters, found `-`"),
-        ("# TYPE a gauge\na 1\n# TYPE b gauge\nb 1\na 2\n# EOF\n", "line 5, column 1: metric family `a` reuses sample name `a` of the earlier gauge family `a`; OpenMetrics families must be contiguous and distinct"),
-        ("# TYPE a histogram\na_sum 1\n# TYPE a_sum gauge\n# EOF\n", "line 3, column 8: metric family `a_sum` reuses sample name `a_sum` of the earlier histogram family `a`; OpenMetrics families must be contiguous and distinct"),
-        ("# TYPE a_total gauge\n# TYPE a counter\n# EOF\n", "line 2, column 8: metric family `a` reuses sample name `a_total` of the earlier gauge family `a_total`; OpenMetrics families must be contiguous and distinct"),
-        ("# HELP a x\n# TYPE b gauge\n# HELP a y\n# EOF\n", "line 3, column 8: metric family `a` reuses sample name `a` of the earlier unknown family `a`; OpenMetrics families must be contiguous and distinct"),
-        ("# TYPE a gauge\n# TYPE a gauge\n# EOF\n", "line 2, column 8: metric family `a` reuses sample name `a` of the earlier gauge family `a`; OpenMetrics families must be contiguous and distinct"),
-        ("# TYPE a counter\na 1\n# EOF\n", "line 2, column 1: sample `a` does not fit counter `a`: expected a `_total` or `_created` suffix"),
-        ("# TYPE a info\na 1\n# EOF\n", "line 2, column 1: sample `a` does not fit info `a`: expected an `_info` suffix"),
-        ("# TYPE a histogram\na 1\n# EOF\n", "line 2, column 1: sample `a` does not fit histogram `a`: expected a `_bucket`, `_sum`, `_count` or `_created` suffix"),
-        ("# TYPE a gaugehistogram\na 1\n# EOF\n", "line 2, column 1: sample `a` does not fit gaugehistogram `a`: expected a `_bucket`, `_gsum` or `_gcount` suffix"),
-        ("# TYPE a histogram\na_bucket 1\n# EOF\n", "line 2, column 1: histogram bucket sample `a_bucket` needs a `le` label"),
-        ("# TYPE a summary\na{quantile=\"x\"} 1\n# EOF\n", "line 2, column 12: `quantile` label value `x` is not a float"),
+        (
+            "# TYPE a gauge\na 1\n# TYPE b gauge\nb 1\na 2\n# EOF\n",
+            "line 5, column 1: metric family `a` reuses sample name `a` of the earlier gauge family `a`; OpenMetrics families must be contiguous and distinct",
+        ),
+        (
+            "# TYPE a histogram\na_sum 1\n# TYPE a_sum gauge\n# EOF\n",
+            "line 3, column 8: metric family `a_sum` reuses sample name `a_sum` of the earlier histogram family `a`; OpenMetrics families must be contiguous and distinct",
+        ),
+        (
+            "# TYPE a_total gauge\n# TYPE a counter\n# EOF\n",
+            "line 2, column 8: metric family `a` reuses sample name `a_total` of the earlier gauge family `a_total`; OpenMetrics families must be contiguous and distinct",
+        ),
+        (
+            "# HELP a x\n# TYPE b gauge\n# HELP a y\n# EOF\n",
+            "line 3, column 8: metric family `a` reuses sample name `a` of the earlier unknown family `a`; OpenMetrics families must be contiguous and distinct",
+        ),
+        (
+            "# TYPE a gauge\n# TYPE a gauge\n# EOF\n",
+            "line 2, column 8: metric family `a` reuses sample name `a` of the earlier gauge family `a`; OpenMetrics families must be contiguous and distinct",
+        ),
+        (
+            "# TYPE a counter\na 1\n# EOF\n",
+            "line 2, column 1: sample `a` does not fit counter `a`: expected a `_total` or `_created` suffix",
+        ),
+        (
+            "# TYPE a info\na 1\n# EOF\n",
+            "line 2, column 1: sample `a` does not fit info `a`: expected an `_info` suffix",
+        ),
+        (
+            "# TYPE a histogram\na 1\n# EOF\n",
+            "line 2, column 1: sample `a` does not fit histogram `a`: expected a `_bucket`, `_sum`, `_count` or `_created` suffix",
+        ),
+        (
+            "# TYPE a gaugehistogram\na 1\n# EOF\n",
+            "line 2, column 1: sample `a` does not fit gaugehistogram `a`: expected a `_bucket`, `_gsum` or `_gcount` suffix",
+        ),
+        (
+            "# TYPE a histogram\na_bucket 1\n# EOF\n",
+            "line 2, column 1: histogram bucket sample `a_bucket` needs a `le` label",
+        ),
+        (
+            "# TYPE a summary\na{quantile=\"x\"} 1\n# EOF\n",
+            "line 2, column 12: `quantile` label value `x` is not a float",
+        ),
         ("x  1\n# EOF\n", "line 1, column 3: expected a sample value, found ` `"),
         ("x\n# EOF\n", "line 1, column 2: expected `{` or a space after the metric name, found end of line"),
         ("x{a=\"1\"}1\n# EOF\n", "line 1, column 9: expected a space before the sample value, found `1`"),
@@ -352,16 +445,37 @@ fn openmetrics_errors_name_the_position_and_expectation() {
         ("x{ a=\"1\"} 1\n# EOF\n", "line 1, column 3: expected label name or `}`, found ` `"),
         ("x{a=\"1\" } 1\n# EOF\n", "line 1, column 8: expected `,` or `}` after label value, found ` `"),
         ("x 1 \n# EOF\n", "line 1, column 5: expected a timestamp or an exemplar, found end of line"),
-        ("x 1 NaN\n# EOF\n", "line 1, column 5: invalid timestamp `NaN`: expected seconds since the epoch as a decimal number, within ±2^63 ms"),
-        ("x 1 1e20\n# EOF\n", "line 1, column 5: invalid timestamp `1e20`: expected seconds since the epoch as a decimal number, within ±2^63 ms"),
+        (
+            "x 1 NaN\n# EOF\n",
+            "line 1, column 5: invalid timestamp `NaN`: expected seconds since the epoch as a decimal number, within ±2^63 ms",
+        ),
+        (
+            "x 1 1e20\n# EOF\n",
+            "line 1, column 5: invalid timestamp `1e20`: expected seconds since the epoch as a decimal number, within ±2^63 ms",
+        ),
         ("x 1 1 2\n# EOF\n", "line 1, column 7: expected `#` starting an exemplar, found `2`"),
-        ("x 1\r\n# EOF\n", "line 1, column 3: invalid sample value `1\\r`: expected a float such as `1`, `-2.5e-3`, `NaN` or `+Inf`"),
+        (
+            "x 1\r\n# EOF\n",
+            "line 1, column 3: invalid sample value `1\\r`: expected a float such as `1`, `-2.5e-3`, `NaN` or `+Inf`",
+        ),
         ("x -1e999\n# EOF\n", "line 1, column 3: value `-1e999` is out of the float64 range"),
-        ("# TYPE a gauge\na 1 # {x=\"y\"} 1\n# EOF\n", "line 2, column 5: exemplars are only allowed on counter `_total` and histogram `_bucket` samples"),
-        ("# TYPE a counter\na_total 1 # x\n# EOF\n", "line 2, column 13: expected `{` starting the exemplar labels, found `x`"),
+        (
+            "# TYPE a gauge\na 1 # {x=\"y\"} 1\n# EOF\n",
+            "line 2, column 5: exemplars are only allowed on counter `_total` and histogram `_bucket` samples",
+        ),
+        (
+            "# TYPE a counter\na_total 1 # x\n# EOF\n",
+            "line 2, column 13: expected `{` starting the exemplar labels, found `x`",
+        ),
         ("# TYPE a counter\na_total 1 #{}\n# EOF\n", "line 2, column 12: expected a space after `#`, found `{`"),
-        ("# TYPE a counter\na_total 1 # {} \n# EOF\n", "line 2, column 16: expected an exemplar value, found end of line"),
-        ("# TYPE a counter\na_total 1 # {} 1 x\n# EOF\n", "line 2, column 18: invalid timestamp `x`: expected seconds since the epoch as a decimal number, within ±2^63 ms"),
+        (
+            "# TYPE a counter\na_total 1 # {} \n# EOF\n",
+            "line 2, column 16: expected an exemplar value, found end of line",
+        ),
+        (
+            "# TYPE a counter\na_total 1 # {} 1 x\n# EOF\n",
+            "line 2, column 18: invalid timestamp `x`: expected seconds since the epoch as a decimal number, within ±2^63 ms",
+        ),
         (&too_long, "line 2, column 13: exemplar labels are longer than 128 characters"),
     ];
     assert_errors(Format::OpenMetrics, &Limits::default(), cases);
@@ -371,10 +485,10 @@ fn openmetrics_errors_name_the_position_and_expectation() {
 fn openmetrics_accepts_client_golang_gauge_and_counter_sharing_a_name() {
     let input = "# HELP m g\n# TYPE m gauge\nm 1\n# HELP m c\n# TYPE m counter\nm_total 2\n# EOF\n";
     let f = om(input).unwrap();
-    assert_eq!(f.iter().map(|f| (f.name.as_str(), f.kind)).collect::<Vec<_>>(), [
-        ("m", MetricType::Gauge),
-        ("m_total", MetricType::Counter)
-    ]);
+    assert_eq!(
+        f.iter().map(|f| (f.name.as_str(), f.kind)).collect::<Vec<_>>(),
+        [("m", MetricType::Gauge), ("m_total", MetricType::Counter)]
+    );
     assert_eq!((f[0].help.as_str(), f[1].help.as_str()), ("g", "c"));
     // The same without samples (node_exporter's e2e output re-encoded).
     assert_eq!(om("# TYPE m gauge\n# TYPE m counter\n# EOF\n").unwrap().len(), 2);

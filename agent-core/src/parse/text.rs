@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use super::lex::{Cursor, LResult, canonical_bound, parse_float};
-use super::{ErrorKind, printable, Limits, LineError, ParseError, check_line_len, lines};
+use super::{ErrorKind, Limits, LineError, ParseError, check_line_len, lines, printable};
 use crate::model::{Label, MetricFamily, MetricType, Sample, Suffix};
 
 const TYPES: &str = "`counter`, `gauge`, `histogram`, `summary`, `untyped`";
@@ -178,10 +178,7 @@ impl<'a> TextParser<'a, '_> {
             let ts_pos = c.pos;
             let tok = c.token(true);
             timestamp_ms = Some(tok.parse::<i64>().map_err(|_| {
-                LineError::new(
-                    ts_pos,
-                    ErrorKind::InvalidTimestamp(printable(tok), "an integer number of milliseconds"),
-                )
+                LineError::new(ts_pos, ErrorKind::InvalidTimestamp(printable(tok), "an integer number of milliseconds"))
             })?);
             c.skip_blanks();
             if !c.at_end() {
@@ -216,7 +213,12 @@ pub(super) fn check_bounds(
         (MetricType::Histogram, Suffix::None) => {
             return Err(LineError::new(
                 name_pos,
-                ErrorKind::InvalidSampleName(name.to_owned(), "histogram", family.to_owned(), "a `_bucket`, `_sum` or `_count` suffix"),
+                ErrorKind::InvalidSampleName(
+                    name.to_owned(),
+                    "histogram",
+                    family.to_owned(),
+                    "a `_bucket`, `_sum` or `_count` suffix",
+                ),
             ));
         }
         _ => return Ok(()),
