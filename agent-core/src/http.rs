@@ -441,7 +441,7 @@ mod tests {
             },
             None,
         );
-        for data in [Vec::new(), b"hello".to_vec(), (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect()] {
+        for data in [Vec::new(), b"hello".to_vec(), (0..200_000u32).flat_map(u32::to_le_bytes).collect()] {
             for _ in 0..2 {
                 let gz = st.gzip(&data);
                 let mut back = Vec::new();
