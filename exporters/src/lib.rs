@@ -5,6 +5,7 @@
 
 pub mod catalog;
 pub mod collectors;
+pub(crate) mod netlink;
 pub mod prelude;
 #[cfg(test)]
 pub mod testutil;

@@ -3,8 +3,10 @@
 use crate::catalog::Def;
 
 mod loadavg;
+mod netdev;
 
 /// Every collector the agent knows, in any order (flags and output are sorted by name).
 pub static ALL: &[&Def] = &[
     &loadavg::DEF,
+    &netdev::DEF,
 ];
