@@ -3,10 +3,12 @@
 use crate::catalog::Def;
 
 mod loadavg;
+mod netclass;
 mod netdev;
 
 /// Every collector the agent knows, in any order (flags and output are sorted by name).
 pub static ALL: &[&Def] = &[
     &loadavg::DEF,
+    &netclass::DEF,
     &netdev::DEF,
 ];
