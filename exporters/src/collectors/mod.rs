@@ -5,10 +5,12 @@ use crate::catalog::Def;
 mod loadavg;
 mod netclass;
 mod netdev;
+mod netstat;
 
 /// Every collector the agent knows, in any order (flags and output are sorted by name).
 pub static ALL: &[&Def] = &[
     &loadavg::DEF,
     &netclass::DEF,
     &netdev::DEF,
+    &netstat::DEF,
 ];
