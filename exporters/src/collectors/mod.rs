@@ -6,6 +6,7 @@ mod loadavg;
 mod netclass;
 mod netdev;
 mod netstat;
+mod sockstat;
 
 /// Every collector the agent knows, in any order (flags and output are sorted by name).
 pub static ALL: &[&Def] = &[
@@ -13,4 +14,5 @@ pub static ALL: &[&Def] = &[
     &netclass::DEF,
     &netdev::DEF,
     &netstat::DEF,
+    &sockstat::DEF,
 ];

@@ -272,7 +272,7 @@ fn admin_state(flags: Option<i64>) -> &'static str {
 
 /// Go's `strconv.ParseInt(s, 0, 64)`: optional sign, then `0x`, `0o`, `0b` or leading-`0`
 /// octal prefixes, underscores allowed between digits.
-fn parse_go_int(s: &str) -> Option<i64> {
+pub(super) fn parse_go_int(s: &str) -> Option<i64> {
     let (neg, body) = match s.as_bytes().first()? {
         b'-' => (true, &s[1..]),
         b'+' => (false, &s[1..]),
