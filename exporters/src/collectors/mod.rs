@@ -2,6 +2,7 @@
 
 use crate::catalog::Def;
 
+mod arp;
 mod loadavg;
 mod netclass;
 mod netdev;
@@ -10,6 +11,7 @@ mod sockstat;
 
 /// Every collector the agent knows, in any order (flags and output are sorted by name).
 pub static ALL: &[&Def] = &[
+    &arp::DEF,
     &loadavg::DEF,
     &netclass::DEF,
     &netdev::DEF,
