@@ -8,6 +8,7 @@ mod netclass;
 mod netdev;
 mod netstat;
 mod sockstat;
+mod udp_queues;
 
 /// Every collector the agent knows, in any order (flags and output are sorted by name).
 pub static ALL: &[&Def] = &[
@@ -17,4 +18,5 @@ pub static ALL: &[&Def] = &[
     &netdev::DEF,
     &netstat::DEF,
     &sockstat::DEF,
+    &udp_queues::DEF,
 ];
