@@ -3,6 +3,7 @@
 use crate::catalog::Def;
 
 mod arp;
+mod conntrack;
 mod loadavg;
 mod netclass;
 mod netdev;
@@ -13,6 +14,7 @@ mod udp_queues;
 /// Every collector the agent knows, in any order (flags and output are sorted by name).
 pub static ALL: &[&Def] = &[
     &arp::DEF,
+    &conntrack::DEF,
     &loadavg::DEF,
     &netclass::DEF,
     &netdev::DEF,
