@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod cli;
 pub mod collectors;
 pub mod config_file;
+pub(crate) mod netlink;
 pub mod prelude;
 #[cfg(test)]
 pub mod testutil;

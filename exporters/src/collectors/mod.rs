@@ -2,7 +2,23 @@
 
 use crate::catalog::Def;
 
+mod arp;
+mod conntrack;
 mod loadavg;
+mod netclass;
+mod netdev;
+mod netstat;
+mod sockstat;
+mod udp_queues;
 
 /// Every collector the agent knows, in any order (flags and output are sorted by name).
-pub static ALL: &[&Def] = &[&loadavg::DEF];
+pub static ALL: &[&Def] = &[
+    &arp::DEF,
+    &conntrack::DEF,
+    &loadavg::DEF,
+    &netclass::DEF,
+    &netdev::DEF,
+    &netstat::DEF,
+    &sockstat::DEF,
+    &udp_queues::DEF,
+];
