@@ -74,10 +74,7 @@ pub(crate) fn dump(msg_type: u16, body: &[u8]) -> std::io::Result<Vec<(u16, Vec<
     loop {
         let (n, _) = rustix::net::recv(&fd, &mut buf[..], RecvFlags::empty())?;
         if n == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "netlink socket closed",
-            ));
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "netlink socket closed"));
         }
         if split_messages(&buf[..n], &mut msgs).map_err(std::io::Error::other)? {
             return Ok(msgs);
@@ -98,11 +95,7 @@ pub(crate) fn split_messages(mut b: &[u8], out: &mut Vec<(u16, Vec<u8>)>) -> Res
         match kind {
             nl::DONE => return Ok(true),
             nl::ERROR => {
-                let code = if payload.len() >= 4 {
-                    u32_at(payload, 0) as i32
-                } else {
-                    -1
-                };
+                let code = if payload.len() >= 4 { u32_at(payload, 0) as i32 } else { -1 };
                 if code != 0 {
                     return Err(std::io::Error::from_raw_os_error(-code).to_string());
                 }
@@ -162,11 +155,7 @@ pub(crate) fn parse_link(payload: &[u8]) -> Option<Link> {
             _ => {}
         }
     }
-    Some(Link {
-        index,
-        name: name?,
-        stats: stats64.or(stats32),
-    })
+    Some(Link { index, name: name?, stats: stats64.or(stats32) })
 }
 
 /// Reads up to 24 native-endian counters of `width` bytes (missing trailing ones are 0).
@@ -212,21 +201,13 @@ pub(crate) fn parse_addr(payload: &[u8]) -> Option<Addr> {
 /// All links with their statistics (`RTM_GETLINK` dump).
 pub(crate) fn dump_links() -> std::io::Result<Vec<Link>> {
     let msgs = dump(nl::RTM_GETLINK, &[0u8; 16])?;
-    Ok(msgs
-        .iter()
-        .filter(|(k, _)| *k == nl::RTM_NEWLINK)
-        .filter_map(|(_, p)| parse_link(p))
-        .collect())
+    Ok(msgs.iter().filter(|(k, _)| *k == nl::RTM_NEWLINK).filter_map(|(_, p)| parse_link(p)).collect())
 }
 
 /// All interface addresses (`RTM_GETADDR` dump).
 pub(crate) fn dump_addrs() -> std::io::Result<Vec<Addr>> {
     let msgs = dump(nl::RTM_GETADDR, &[0u8; 8])?;
-    Ok(msgs
-        .iter()
-        .filter(|(k, _)| *k == nl::RTM_NEWADDR)
-        .filter_map(|(_, p)| parse_addr(p))
-        .collect())
+    Ok(msgs.iter().filter(|(k, _)| *k == nl::RTM_NEWADDR).filter_map(|(_, p)| parse_addr(p)).collect())
 }
 
 #[cfg(test)]
@@ -258,10 +239,7 @@ mod tests {
         addr.extend(attr(nl::IFA_ADDRESS, &[10, 0, 0, 9]));
         addr.extend(attr(nl::IFA_LOCAL, &[10, 0, 0, 1]));
         let a = parse_addr(&addr).unwrap();
-        assert_eq!(
-            (a.ip.to_string().as_str(), a.prefix, a.index),
-            ("10.0.0.1", 24, 7)
-        );
+        assert_eq!((a.ip.to_string().as_str(), a.prefix, a.index), ("10.0.0.1", 24, 7));
     }
 
     #[test]

@@ -163,6 +163,11 @@ fn live_series_match_debian_node_exporter() {
     let collectors = common_collectors(&ne);
     let mut args: Vec<String> = vec!["--collector.disable-defaults".into()];
     args.extend(collectors.iter().map(|c| format!("--collector.{c}")));
+    if collectors.iter().any(|c| c == "netdev") {
+        // Debian patches node_exporter's default to exclude `lo`; upstream (and we) include it.
+        // Pass the same explicit setting to both.
+        args.push("--collector.netdev.device-exclude=^lo$".into());
+    }
     let ne_port = free_port();
     let mut ne_args = args.clone();
     ne_args.push(format!("--web.listen-address=127.0.0.1:{ne_port}"));

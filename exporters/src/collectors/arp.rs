@@ -34,10 +34,7 @@ pub static DEF: Def = Def {
             exclude: ctx.regex("collector.arp.device-exclude")?,
             include: ctx.regex("collector.arp.device-include")?,
         };
-        Ok(Box::new(Arp {
-            path: ctx.paths.proc("net/arp"),
-            filter,
-        }))
+        Ok(Box::new(Arp { path: ctx.paths.proc("net/arp"), filter }))
     },
 };
 
@@ -58,12 +55,7 @@ impl Collector for Arp {
         let text = read_string(&self.path)?;
         let counts = count_entries(&text).map_err(|m| CollectError::parse(&self.path, m))?;
         for (device, n) in counts.iter().filter(|(d, _)| !self.filter.ignored(d)) {
-            out.gauge_with(
-                "node_arp_entries",
-                "ARP entries by device",
-                &[("device", device)],
-                f64::from(*n),
-            );
+            out.gauge_with("node_arp_entries", "ARP entries by device", &[("device", device)], f64::from(*n));
         }
         Ok(())
     }

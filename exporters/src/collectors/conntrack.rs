@@ -31,42 +31,18 @@ struct Conntrack {
 
 /// Statistic columns reported: (column index, metric suffix, help), column 16 optional.
 const STATS: [(usize, &str, &str); 8] = [
-    (
-        2,
-        "found",
-        "Number of searched entries which were successful.",
-    ),
-    (
-        4,
-        "invalid",
-        "Number of packets seen which can not be tracked.",
-    ),
-    (
-        5,
-        "ignore",
-        "Number of packets seen which are already connected to a conntrack entry.",
-    ),
+    (2, "found", "Number of searched entries which were successful."),
+    (4, "invalid", "Number of packets seen which can not be tracked."),
+    (5, "ignore", "Number of packets seen which are already connected to a conntrack entry."),
     (8, "insert", "Number of entries inserted into the list."),
-    (
-        9,
-        "insert_failed",
-        "Number of entries for which list insertion was attempted but failed.",
-    ),
-    (
-        10,
-        "drop",
-        "Number of packets dropped due to conntrack failure.",
-    ),
+    (9, "insert_failed", "Number of entries for which list insertion was attempted but failed."),
+    (10, "drop", "Number of packets dropped due to conntrack failure."),
     (
         11,
         "early_drop",
         "Number of dropped conntrack entries to make room for new ones, if maximum table size was reached.",
     ),
-    (
-        16,
-        "search_restart",
-        "Number of conntrack table lookups which had to be restarted due to hashtable resizes.",
-    ),
+    (16, "search_restart", "Number of conntrack table lookups which had to be restarted due to hashtable resizes."),
 ];
 
 impl Collector for Conntrack {
@@ -82,11 +58,7 @@ impl Collector for Conntrack {
             count as f64,
         );
         let max = read_decimal(&self.max).map_err(no_data_if_missing)?;
-        out.gauge(
-            "node_nf_conntrack_entries_limit",
-            "Maximum size of connection tracking table.",
-            max as f64,
-        );
+        out.gauge("node_nf_conntrack_entries_limit", "Maximum size of connection tracking table.", max as f64);
         let text = read_string(&self.stat).map_err(no_data_if_missing)?;
         let totals = stat_totals(&text).map_err(|m| CollectError::parse(&self.stat, m))?;
         let mut name = String::new();
@@ -102,11 +74,7 @@ impl Collector for Conntrack {
 
 /// A missing file means conntrack is not loaded: no data, not an error.
 fn no_data_if_missing(e: CollectError) -> CollectError {
-    if e.is_not_found() {
-        CollectError::NoData
-    } else {
-        e
-    }
+    if e.is_not_found() { CollectError::NoData } else { e }
 }
 
 /// A file holding one decimal unsigned integer (surrounding whitespace allowed).
@@ -116,8 +84,7 @@ fn read_decimal(path: &Path) -> Result<u64, CollectError> {
     if t.starts_with('+') {
         return Err(CollectError::parse(path, format!("invalid number {t:?}")));
     }
-    t.parse()
-        .map_err(|e| CollectError::parse(path, format!("{e}: {t:?}")))
+    t.parse().map_err(|e| CollectError::parse(path, format!("{e}: {t:?}")))
 }
 
 /// Sums the [`STATS`] columns over the per-CPU rows of `/proc/net/stat/nf_conntrack` (header
@@ -128,11 +95,7 @@ fn stat_totals(text: &str) -> Result<[u64; 8], String> {
     for line in text.lines().skip(1) {
         let mut n = 0;
         for field in line.split_ascii_whitespace() {
-            let v = if field.starts_with('+') {
-                None
-            } else {
-                u64::from_str_radix(field, 16).ok()
-            };
+            let v = if field.starts_with('+') { None } else { u64::from_str_radix(field, 16).ok() };
             let v = v.ok_or_else(|| format!("cannot parse entry {field:?}"))?;
             if n < row.len() {
                 row[n] = v;
@@ -140,9 +103,7 @@ fn stat_totals(text: &str) -> Result<[u64; 8], String> {
             n += 1;
         }
         if !(16..=17).contains(&n) {
-            return Err(format!(
-                "invalid conntrackstat entry, invalid number of fields: {n}"
-            ));
+            return Err(format!("invalid conntrackstat entry, invalid number of fields: {n}"));
         }
         if n == 16 {
             row[16] = 0;
@@ -164,10 +125,7 @@ mod tests {
 00000021 0 1 0 00000003 0000588a 0 0 2 3 4 5 0 0 0 0 00000001
 00000021 0 1 0 00000002 000056a4 0 0 2 3 4 5 0 0 0 0
 ";
-        assert_eq!(
-            stat_totals(text),
-            Ok([2, 5, 0x588a + 0x56a4, 4, 6, 8, 10, 1])
-        );
+        assert_eq!(stat_totals(text), Ok([2, 5, 0x588a + 0x56a4, 4, 6, 8, 10, 1]));
     }
 
     #[test]

@@ -33,13 +33,9 @@ pub static DEF: Def = Def {
         Ok(Box::new(NetClass {
             dir: ctx.paths.sys("class/net"),
             // Unlike most regex flags, an empty value is a regex too (it matches every device).
-            ignored: Some(
-                Regex::new(ctx.str("collector.netclass.ignored-devices")).map_err(|e| {
-                    anyhow::anyhow!(
-                        "--collector.netclass.ignored-devices: invalid regular expression: {e}"
-                    )
-                })?,
-            ),
+            ignored: Some(Regex::new(ctx.str("collector.netclass.ignored-devices")).map_err(|e| {
+                anyhow::anyhow!("--collector.netclass.ignored-devices: invalid regular expression: {e}")
+            })?),
             ignore_invalid_speed: ctx.bool("collector.netclass.ignore-invalid-speed"),
         }))
     },
@@ -105,10 +101,7 @@ impl Collector for NetClass {
         // As upstream: gather everything first; a missing or unreadable tree means "no data".
         let ifaces = self.gather().map_err(|e| match &e {
             CollectError::Io { source, .. }
-                if matches!(
-                    source.kind(),
-                    io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied
-                ) =>
+                if matches!(source.kind(), io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied) =>
             {
                 CollectError::NoData
             }
@@ -119,12 +112,7 @@ impl Collector for NetClass {
         for i in &ifaces {
             let dev = i.name.as_str();
             let up = if i.text[3] == "up" { 1.0 } else { 0.0 };
-            out.gauge_with(
-                "node_network_up",
-                "Value is 1 if operstate is 'up', 0 otherwise.",
-                &[("device", dev)],
-                up,
-            );
+            out.gauge_with("node_network_up", "Value is 1 if operstate is 'up', 0 otherwise.", &[("device", dev)], up);
             out.gauge_with(
                 "node_network_info",
                 "Non-numeric data from /sys/class/net/<iface>, value is always 1.",
@@ -153,11 +141,7 @@ impl Collector for NetClass {
                 help.clear();
                 help.push_str("Network device property: ");
                 help.push_str(suffix);
-                let kind = if counter {
-                    MetricType::Counter
-                } else {
-                    MetricType::Gauge
-                };
+                let kind = if counter { MetricType::Counter } else { MetricType::Gauge };
                 out.add(&name, &help, kind, &[("device", dev)], v as f64);
             }
         }
@@ -168,10 +152,8 @@ impl Collector for NetClass {
 impl NetClass {
     /// Reads every non-ignored interface.
     fn gather(&self) -> Result<Vec<Iface>, CollectError> {
-        let mut entries: Vec<_> = std::fs::read_dir(&self.dir)
-            .map_err(|e| CollectError::io(&self.dir, e))?
-            .filter_map(Result::ok)
-            .collect();
+        let mut entries: Vec<_> =
+            std::fs::read_dir(&self.dir).map_err(|e| CollectError::io(&self.dir, e))?.filter_map(Result::ok).collect();
         entries.sort_by_key(std::fs::DirEntry::file_name);
         let mut out = Vec::new();
         for entry in entries {
@@ -214,10 +196,7 @@ fn link_stub_target(file: &Path) -> Option<PathBuf> {
 
 /// Reads one interface directory: every known attribute that is a regular file.
 fn read_iface(dir: &Path, name: String) -> Result<Iface, CollectError> {
-    let mut iface = Iface {
-        name,
-        ..Iface::default()
-    };
+    let mut iface = Iface { name, ..Iface::default() };
     let rd = std::fs::read_dir(dir).map_err(|e| CollectError::io(dir, e))?;
     let mut buf = [0u8; 128];
     for entry in rd.filter_map(Result::ok) {
@@ -255,10 +234,8 @@ fn read_attr<'a>(path: &Path, buf: &'a mut [u8; 128]) -> io::Result<&'a str> {
 
 /// Errors procfs skips silently: missing, forbidden, unsupported or invalid attributes.
 fn ignorable(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied | io::ErrorKind::InvalidInput
-    ) || matches!(e.raw_os_error(), Some(22 | 95))
+    matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied | io::ErrorKind::InvalidInput)
+        || matches!(e.raw_os_error(), Some(22 | 95))
 }
 
 /// node_exporter's `adminstate` label from the `flags` attribute (`IFF_UP`).
@@ -288,9 +265,7 @@ pub(super) fn parse_go_int(s: &str) -> Option<i64> {
     };
     let cleaned;
     let digits = if digits.contains('_') {
-        let bad = digits.ends_with('_')
-            || digits.contains("__")
-            || (!prefixed && digits.starts_with('_'));
+        let bad = digits.ends_with('_') || digits.contains("__") || (!prefixed && digits.starts_with('_'));
         if bad {
             return None;
         }
@@ -303,11 +278,7 @@ pub(super) fn parse_go_int(s: &str) -> Option<i64> {
         return None;
     }
     let magnitude = u64::from_str_radix(digits, radix).ok()?;
-    if neg {
-        0i64.checked_sub_unsigned(magnitude)
-    } else {
-        i64::try_from(magnitude).ok()
-    }
+    if neg { 0i64.checked_sub_unsigned(magnitude) } else { i64::try_from(magnitude).ok() }
 }
 
 #[cfg(test)]
@@ -384,8 +355,7 @@ mod conformance {
     #[test]
     fn matches_upstream_e2e() {
         crate::testutil::assert_matches_e2e("netclass", &|f| {
-            f.strip_prefix("node_network_")
-                .is_some_and(|s| FAMILIES.contains(&s))
+            f.strip_prefix("node_network_").is_some_and(|s| FAMILIES.contains(&s))
         });
     }
 }

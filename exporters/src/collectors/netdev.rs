@@ -37,20 +37,13 @@ pub static DEF: Def = Def {
             help: "Use netlink to gather stats instead of /proc/net/dev.",
             kind: FlagKind::Bool(true),
         },
-        Flag {
-            name: "collector.netdev.label-ifalias",
-            help: "Add ifAlias label",
-            kind: FlagKind::Bool(false),
-        },
+        Flag { name: "collector.netdev.label-ifalias", help: "Add ifAlias label", kind: FlagKind::Bool(false) },
     ],
     build: |ctx| {
         Ok(Box::new(NetDev {
             dev_file: ctx.paths.proc("net/dev"),
             class_net: ctx.paths.sys("class/net"),
-            filter: ctx.device_filter(
-                "collector.netdev.device-exclude",
-                "collector.netdev.device-include",
-            )?,
+            filter: ctx.device_filter("collector.netdev.device-exclude", "collector.netdev.device-include")?,
             address_info: ctx.bool("collector.netdev.address-info"),
             detailed: ctx.bool("collector.netdev.enable-detailed-metrics"),
             netlink: ctx.bool("collector.netdev.netlink"),
@@ -87,8 +80,7 @@ impl Collector for NetDev {
 
     fn collect(&self, out: &mut Sink) -> Result<(), CollectError> {
         let devices = if self.netlink {
-            let links = dump_links()
-                .map_err(|e| CollectError::Other(format!("couldn't get netstats: {e}")))?;
+            let links = dump_links().map_err(|e| CollectError::Other(format!("couldn't get netstats: {e}")))?;
             links
                 .into_iter()
                 .filter(|l| !self.filter.ignored(&l.name))
@@ -106,11 +98,7 @@ impl Collector for NetDev {
         let mut fam_name = String::new();
         let mut help = String::new();
         for (dev, stats) in &devices {
-            let alias = if self.label_ifalias {
-                read_ifalias(&self.class_net, dev)
-            } else {
-                None
-            };
+            let alias = if self.label_ifalias { read_ifalias(&self.class_net, dev) } else { None };
             for &(key, value) in stats {
                 fam_name.clear();
                 fam_name.push_str("node_network_");
@@ -128,19 +116,13 @@ impl Collector for NetDev {
             }
         }
         if self.address_info {
-            let addrs = interface_addresses().map_err(|e| {
-                CollectError::Other(format!("could not get network interfaces: {e}"))
-            })?;
+            let addrs = interface_addresses()
+                .map_err(|e| CollectError::Other(format!("could not get network interfaces: {e}")))?;
             for a in addrs.iter().filter(|a| !self.filter.ignored(&a.device)) {
                 out.gauge_with(
                     "node_network_address_info",
                     "node network address by device",
-                    &[
-                        ("device", &a.device),
-                        ("address", &a.address),
-                        ("netmask", &a.netmask),
-                        ("scope", a.scope),
-                    ],
+                    &[("device", &a.device), ("address", &a.address), ("netmask", &a.netmask), ("scope", a.scope)],
                     1.0,
                 );
             }
@@ -184,9 +166,7 @@ const PROC_KEYS: [&str; 16] = [
 fn parse_proc_net_dev(text: &str) -> Result<Vec<(String, [u64; 16])>, String> {
     let mut out: Vec<(String, [u64; 16])> = Vec::new();
     for line in text.lines().skip(2) {
-        let idx = line
-            .rfind(':')
-            .ok_or("invalid net/dev line, missing colon")?;
+        let idx = line.rfind(':').ok_or("invalid net/dev line, missing colon")?;
         let name = line[..idx].trim();
         if name.is_empty() {
             return Err("invalid net/dev line, empty interface name".into());
@@ -194,9 +174,7 @@ fn parse_proc_net_dev(text: &str) -> Result<Vec<(String, [u64; 16])>, String> {
         let mut vals = [0u64; 16];
         let mut fields = line[idx + 1..].split_ascii_whitespace();
         for v in &mut vals {
-            let f = fields
-                .next()
-                .ok_or_else(|| format!("too few fields for {name}"))?;
+            let f = fields.next().ok_or_else(|| format!("too few fields for {name}"))?;
             *v = f.parse().map_err(|e| format!("{e}: {f:?}"))?;
         }
         match out.iter_mut().find(|(n, _)| n == name) {
@@ -272,21 +250,9 @@ fn netlink_stats(s: &[u64; 24], detailed: bool) -> DevStats {
         ("transmit_drop", s[7]),
         ("receive_multicast", s[8]),
         ("transmit_colls", s[9]),
-        (
-            "receive_frame",
-            s[13]
-                .wrapping_add(s[10])
-                .wrapping_add(s[11])
-                .wrapping_add(s[12]),
-        ),
+        ("receive_frame", s[13].wrapping_add(s[10]).wrapping_add(s[11]).wrapping_add(s[12])),
         ("receive_fifo", s[14]),
-        (
-            "transmit_carrier",
-            s[17]
-                .wrapping_add(s[16])
-                .wrapping_add(s[19])
-                .wrapping_add(s[20]),
-        ),
+        ("transmit_carrier", s[17].wrapping_add(s[16]).wrapping_add(s[19]).wrapping_add(s[20])),
         ("transmit_fifo", s[18]),
         ("receive_compressed", s[21]),
         ("transmit_compressed", s[22]),
@@ -327,9 +293,7 @@ fn interface_addresses() -> std::io::Result<Vec<AddrInfo>> {
 /// Go's `net.IP.String`: IPv4-mapped IPv6 addresses print as dotted IPv4.
 fn go_ip_string(ip: IpAddr) -> String {
     match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or_else(|| v6.to_string(), |v4| v4.to_string()),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or_else(|| v6.to_string(), |v4| v4.to_string()),
         IpAddr::V4(v4) => v4.to_string(),
     }
 }
@@ -340,15 +304,7 @@ fn scope(ip: IpAddr) -> &'static str {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 @ IpAddr::V4(_) => v4,
     };
-    let (
-        loopback,
-        link_local_unicast,
-        link_local_mc,
-        iface_local_mc,
-        multicast,
-        unspecified,
-        bcast,
-    ) = match ip {
+    let (loopback, link_local_unicast, link_local_mc, iface_local_mc, multicast, unspecified, bcast) = match ip {
         IpAddr::V4(a) => {
             let o = a.octets();
             (
@@ -400,33 +356,11 @@ mod tests {
         let devs = parse_proc_net_dev(PROC_NET_DEV).unwrap();
         assert_eq!(devs.len(), 2);
         assert_eq!(devs[1].0, "eth0");
-        assert_eq!(
-            devs[1].1,
-            [
-                103_625_140,
-                5351,
-                1,
-                2,
-                3,
-                4,
-                5,
-                6,
-                399_592,
-                4203,
-                7,
-                8,
-                9,
-                10,
-                11,
-                12
-            ]
-        );
+        assert_eq!(devs[1].1, [103_625_140, 5351, 1, 2, 3, 4, 5, 6, 399_592, 4203, 7, 8, 9, 10, 11, 12]);
         let legacy = proc_stats(&devs[1].1, false);
         assert!(legacy.contains(&("receive_errs", 1)) && legacy.contains(&("transmit_drop", 8)));
         let detailed = proc_stats(&devs[1].1, true);
-        assert!(
-            detailed.contains(&("receive_errors", 1)) && detailed.contains(&("transmit_colls", 10))
-        );
+        assert!(detailed.contains(&("receive_errors", 1)) && detailed.contains(&("transmit_colls", 10)));
     }
 
     #[test]
@@ -468,8 +402,7 @@ mod conformance {
         // Upstream's e2e run uses netlink (the fixtures have no /proc/net/dev), so this reads the
         // live `lo`; its bytes/packets lines are filtered, every other counter is 0 on `lo`.
         crate::testutil::assert_matches_e2e("netdev", &|f| {
-            (f.starts_with("node_network_receive_") || f.starts_with("node_network_transmit_"))
-                && f.ends_with("_total")
+            (f.starts_with("node_network_receive_") || f.starts_with("node_network_transmit_")) && f.ends_with("_total")
         });
     }
 }

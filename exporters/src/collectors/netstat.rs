@@ -20,9 +20,8 @@ pub static DEF: Def = Def {
     }],
     build: |ctx| {
         // An empty pattern matches every field, as in node_exporter.
-        let fields = Regex::new(ctx.str("collector.netstat.fields")).map_err(|e| {
-            anyhow::anyhow!("--collector.netstat.fields: invalid regular expression: {e}")
-        })?;
+        let fields = Regex::new(ctx.str("collector.netstat.fields"))
+            .map_err(|e| anyhow::anyhow!("--collector.netstat.fields: invalid regular expression: {e}"))?;
         Ok(Box::new(NetStat {
             netstat: ctx.paths.proc("net/netstat"),
             snmp: ctx.paths.proc("net/snmp"),
@@ -71,9 +70,8 @@ impl Collector for NetStat {
         let mut help = String::new();
         for (proto, fields) in &stats {
             for &(field, text) in fields {
-                let value: f64 = text.parse().map_err(|e| {
-                    CollectError::Other(format!("invalid value {text} in netstats: {e}"))
-                })?;
+                let value: f64 =
+                    text.parse().map_err(|e| CollectError::Other(format!("invalid value {text} in netstats: {e}")))?;
                 key.clear();
                 key.push_str(proto);
                 key.push('_');
@@ -121,9 +119,7 @@ fn parse_pairs(text: &str) -> Result<Stats<'_>, String> {
         let mut values = values.split(' ');
         let head = names.next().unwrap_or("");
         values.next();
-        let proto = head
-            .strip_suffix(':')
-            .unwrap_or_else(|| &head[..head.len().saturating_sub(1)]);
+        let proto = head.strip_suffix(':').unwrap_or_else(|| &head[..head.len().saturating_sub(1)]);
         if head.is_empty() {
             return Err("empty protocol name".into());
         }
@@ -164,16 +160,12 @@ mod tests {
 
     #[test]
     fn parses_line_pairs() {
-        let text =
-            "TcpExt: SyncookiesSent SyncookiesRecv\nTcpExt: 0 3\nIpExt: InOctets\nIpExt: 42\n";
+        let text = "TcpExt: SyncookiesSent SyncookiesRecv\nTcpExt: 0 3\nIpExt: InOctets\nIpExt: 42\n";
         let s = parse_pairs(text).unwrap();
         assert_eq!(
             s,
             vec![
-                (
-                    "TcpExt",
-                    vec![("SyncookiesSent", "0"), ("SyncookiesRecv", "3")]
-                ),
+                ("TcpExt", vec![("SyncookiesSent", "0"), ("SyncookiesRecv", "3")]),
                 ("IpExt", vec![("InOctets", "42")])
             ]
         );
@@ -193,9 +185,7 @@ mod tests {
 
     #[test]
     fn parses_snmp6() {
-        let s = parse_snmp6(
-            "Ip6InReceives \t7\nIcmp6OutType133 2\nbogus\nUdpLite6InErrors 0\nnosix 1\n",
-        );
+        let s = parse_snmp6("Ip6InReceives \t7\nIcmp6OutType133 2\nbogus\nUdpLite6InErrors 0\nnosix 1\n");
         assert_eq!(
             s,
             vec![

@@ -65,20 +65,13 @@ impl SockStat {
     /// Writes one file's metrics.
     fn emit(&self, out: &mut Sink, ipv6: bool, stat: &Sockstat<'_>) {
         if let (false, Some(used)) = (ipv6, stat.used) {
-            out.gauge(
-                "node_sockstat_sockets_used",
-                "Number of IPv4 sockets in use.",
-                used as f64,
-            );
+            out.gauge("node_sockstat_sockets_used", "Number of IPv4 sockets in use.", used as f64);
         }
         let mut name = String::new();
         let mut help = String::new();
         for (proto, values) in &stat.protocols {
             let mem_bytes = values[4].map(|m| m.wrapping_mul(self.page_size));
-            let pairs = KEYS
-                .iter()
-                .zip(values)
-                .chain(std::iter::once((&"mem_bytes", &mem_bytes)));
+            let pairs = KEYS.iter().zip(values).chain(std::iter::once((&"mem_bytes", &mem_bytes)));
             for (key, value) in pairs {
                 let value = match (*key, value) {
                     ("inuse", None) => 0,
@@ -116,8 +109,7 @@ fn parse(text: &str) -> Result<Sockstat<'_>, String> {
         let mut values = [None; 6];
         let mut used = None;
         for kv in fields[1..].chunks_exact(2) {
-            let v = parse_go_int(kv[1])
-                .ok_or_else(|| format!("invalid value {:?} in {line:?}", kv[1]))?;
+            let v = parse_go_int(kv[1]).ok_or_else(|| format!("invalid value {:?} in {line:?}", kv[1]))?;
             if let Some(i) = KEYS.iter().position(|k| *k == kv[0]) {
                 values[i] = Some(v);
             }
@@ -141,16 +133,11 @@ mod tests {
 
     #[test]
     fn parses_sockstat() {
-        let s = parse("sockets: used 229\nTCP: inuse 4 orphan 0 tw 4 alloc 17 mem 1\nFRAG: inuse 0 memory 0\n").unwrap();
+        let s =
+            parse("sockets: used 229\nTCP: inuse 4 orphan 0 tw 4 alloc 17 mem 1\nFRAG: inuse 0 memory 0\n").unwrap();
         assert_eq!(s.used, Some(229));
-        assert_eq!(
-            s.protocols[0],
-            ("TCP", [Some(4), Some(0), Some(4), Some(17), Some(1), None])
-        );
-        assert_eq!(
-            s.protocols[1],
-            ("FRAG", [Some(0), None, None, None, None, Some(0)])
-        );
+        assert_eq!(s.protocols[0], ("TCP", [Some(4), Some(0), Some(4), Some(17), Some(1), None]));
+        assert_eq!(s.protocols[1], ("FRAG", [Some(0), None, None, None, None, Some(0)]));
     }
 
     #[test]
@@ -163,22 +150,10 @@ mod tests {
 
     #[test]
     fn reports_mem_bytes_and_missing_inuse() {
-        let sock = SockStat {
-            v4: PathBuf::new(),
-            v6: PathBuf::new(),
-            page_size: 4096,
-        };
+        let sock = SockStat { v4: PathBuf::new(), v6: PathBuf::new(), page_size: 4096 };
         let mut out = Sink::new();
-        sock.emit(
-            &mut out,
-            true,
-            &parse("sockets: used 3\nUDP: mem 2\n").unwrap(),
-        );
-        let names: Vec<_> = out
-            .families()
-            .iter()
-            .map(|f| (f.name.as_str(), f.samples[0].value))
-            .collect();
+        sock.emit(&mut out, true, &parse("sockets: used 3\nUDP: mem 2\n").unwrap());
+        let names: Vec<_> = out.families().iter().map(|f| (f.name.as_str(), f.samples[0].value)).collect();
         assert_eq!(
             names,
             vec![

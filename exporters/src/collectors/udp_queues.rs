@@ -9,12 +9,7 @@ pub static DEF: Def = Def {
     default_enabled: true,
     help: "Exposes UDP total lengths of the rx_queue and tx_queue from /proc/net/udp and /proc/net/udp6.",
     flags: &[],
-    build: |ctx| {
-        Ok(Box::new(UdpQueues {
-            v4: ctx.paths.proc("net/udp"),
-            v6: ctx.paths.proc("net/udp6"),
-        }))
-    },
+    build: |ctx| Ok(Box::new(UdpQueues { v4: ctx.paths.proc("net/udp"), v6: ctx.paths.proc("net/udp6") })),
 };
 
 /// Reports `node_udp_queues{queue="tx|rx",ip="v4|v6"}`.
@@ -43,24 +38,10 @@ impl Collector for UdpQueues {
             };
             let (tx, rx) = queue_totals(&text).map_err(|m| CollectError::parse(path, m))?;
             let help = "Number of allocated memory in the kernel for UDP datagrams in bytes.";
-            out.gauge_with(
-                "node_udp_queues",
-                help,
-                &[("queue", "tx"), ("ip", ip)],
-                tx as f64,
-            );
-            out.gauge_with(
-                "node_udp_queues",
-                help,
-                &[("queue", "rx"), ("ip", ip)],
-                rx as f64,
-            );
+            out.gauge_with("node_udp_queues", help, &[("queue", "tx"), ("ip", ip)], tx as f64);
+            out.gauge_with("node_udp_queues", help, &[("queue", "rx"), ("ip", ip)], rx as f64);
         }
-        if missing == 2 {
-            Err(CollectError::NoData)
-        } else {
-            Ok(())
-        }
+        if missing == 2 { Err(CollectError::NoData) } else { Ok(()) }
     }
 }
 
@@ -96,10 +77,7 @@ fn queue_totals(text: &str) -> Result<(u64, u64), String> {
         let r = hex(r).ok_or_else(|| bad("rx_queue"))?;
         go_uint(f[7]).ok_or_else(|| bad("uid"))?;
         go_uint(f[9]).ok_or_else(|| bad("inode"))?;
-        f.get(12)
-            .copied()
-            .and_then(go_uint)
-            .ok_or_else(|| bad("drops"))?;
+        f.get(12).copied().and_then(go_uint).ok_or_else(|| bad("drops"))?;
         tx = tx.wrapping_add(t);
         rx = rx.wrapping_add(r);
     }
@@ -134,7 +112,8 @@ fn go_uint(s: &str) -> Option<u64> {
 mod tests {
     use super::*;
 
-    const HEADER: &str = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
+    const HEADER: &str =
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n";
 
     #[test]
     fn sums_queues() {
@@ -149,9 +128,8 @@ mod tests {
 
     #[test]
     fn rejects_malformed_rows() {
-        let short = format!(
-            "{HEADER}   0: 00000000:0016 00000000:0000 0A 00000015:00000000 00:00000000 00000000 0 0 2740\n"
-        );
+        let short =
+            format!("{HEADER}   0: 00000000:0016 00000000:0000 0A 00000015:00000000 00:00000000 00000000 0 0 2740\n");
         assert!(queue_totals(&short).is_err(), "no drops column");
         let bad_ip = format!(
             "{HEADER}   0: 000000:0016 00000000:0000 0A 00000015:00000000 00:00000000 00000000 0 0 2740 1 f 0\n"
