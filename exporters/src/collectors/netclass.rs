@@ -1,7 +1,7 @@
 //! `netclass`: network interface properties from `/sys/class/net/<iface>/` (node_exporter
 //! compatible, sysfs path; `--collector.netclass.netlink` is accepted and reads sysfs too).
 
-use std::io::{self, Read};
+use std::io;
 
 use regex::Regex;
 
@@ -198,6 +198,7 @@ fn link_stub_target(file: &Path) -> Option<PathBuf> {
 fn read_iface(dir: &Path, name: String) -> Result<Iface, CollectError> {
     let mut iface = Iface { name, ..Iface::default() };
     let rd = std::fs::read_dir(dir).map_err(|e| CollectError::io(dir, e))?;
+    let attrs = AttrDir::open(dir).map_err(|e| CollectError::io(dir, e))?;
     let mut buf = [0u8; 128];
     for entry in rd.filter_map(Result::ok) {
         if !entry.file_type().is_ok_and(|t| t.is_file()) {
@@ -210,11 +211,10 @@ fn read_iface(dir: &Path, name: String) -> Result<Iface, CollectError> {
         if text_slot.is_none() && num_slot.is_none() {
             continue;
         }
-        let path = entry.path();
-        let value = match read_attr(&path, &mut buf) {
+        let value = match attrs.read(file, &mut buf) {
             Ok(v) => v,
             Err(e) if ignorable(&e) => continue,
-            Err(e) => return Err(CollectError::io(path, e)),
+            Err(e) => return Err(CollectError::io(entry.path(), e)),
         };
         if let Some(i) = text_slot {
             value.clone_into(&mut iface.text[i]);
@@ -223,13 +223,6 @@ fn read_iface(dir: &Path, name: String) -> Result<Iface, CollectError> {
         }
     }
     Ok(iface)
-}
-
-/// One `read(2)` of at most 128 bytes, trimmed (procfs' `SysReadFile`).
-fn read_attr<'a>(path: &Path, buf: &'a mut [u8; 128]) -> io::Result<&'a str> {
-    let mut f = std::fs::File::open(path)?;
-    let n = f.read(buf)?;
-    Ok(std::str::from_utf8(&buf[..n]).unwrap_or("").trim())
 }
 
 /// Errors procfs skips silently: missing, forbidden, unsupported or invalid attributes.
