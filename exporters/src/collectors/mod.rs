@@ -2,9 +2,11 @@
 
 use crate::catalog::Def;
 
+mod diskstats;
 mod loadavg;
 
 /// Every collector the agent knows, in any order (flags and output are sorted by name).
 pub static ALL: &[&Def] = &[
+    &diskstats::DEF,
     &loadavg::DEF,
 ];
