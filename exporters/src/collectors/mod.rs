@@ -5,10 +5,12 @@ use crate::catalog::Def;
 mod diskstats;
 mod filesystem;
 mod loadavg;
+mod mdadm;
 
 /// Every collector the agent knows, in any order (flags and output are sorted by name).
 pub static ALL: &[&Def] = &[
     &diskstats::DEF,
     &filesystem::DEF,
     &loadavg::DEF,
+    &mdadm::DEF,
 ];
