@@ -4,7 +4,10 @@ use crate::catalog::Def;
 
 mod arp;
 mod conntrack;
+mod diskstats;
+mod filesystem;
 mod loadavg;
+mod mdadm;
 mod netclass;
 mod netdev;
 mod netstat;
@@ -15,7 +18,10 @@ mod udp_queues;
 pub static ALL: &[&Def] = &[
     &arp::DEF,
     &conntrack::DEF,
+    &diskstats::DEF,
+    &filesystem::DEF,
     &loadavg::DEF,
+    &mdadm::DEF,
     &netclass::DEF,
     &netdev::DEF,
     &netstat::DEF,
