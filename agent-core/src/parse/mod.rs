@@ -161,6 +161,9 @@ pub enum ErrorKind {
         "metric family `{0}` reuses sample name `{1}` of the earlier {2} family `{3}`; OpenMetrics families must be contiguous and distinct"
     )]
     NameClash(String, String, &'static str, String),
+    /// OpenMetrics: two families that the model would give the same name.
+    #[error("{1} family `{0}` and the earlier {3} family `{2}` would both be named `{4}`")]
+    SameModelName(String, &'static str, String, &'static str, String),
     /// A sample name that does not fit its family's type.
     #[error("sample `{0}` does not fit {1} `{2}`: expected {3}")]
     InvalidSampleName(String, &'static str, String, &'static str),
@@ -246,8 +249,9 @@ pub(crate) struct LineError {
 }
 
 impl LineError {
-    fn new(pos: usize, kind: ErrorKind) -> Self {
-        Self { pos, kind, elsewhere: None }
+    /// Boxed: errors are rare and `Result`s on the hot path stay small.
+    fn new(pos: usize, kind: ErrorKind) -> Box<Self> {
+        Box::new(Self { pos, kind, elsewhere: None })
     }
 
     /// Attaches the line number and converts the byte offset into a character column.

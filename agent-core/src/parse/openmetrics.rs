@@ -175,7 +175,46 @@ impl<'a> OmParser<'a, '_> {
                 return Err(clash(self.name_buf.clone(), k, &self.name_buf));
             }
         }
+        self.check_model_name(base, kind)?;
         *self.seen.entry(base).or_insert(0) |= kind_bit(kind);
+        Ok(())
+    }
+
+    /// The model names families by their text-format name (`x_total` for counter `x`,
+    /// `x_info` for info `x`, else `x`): two families must not end up with the same one
+    /// (a histogram `x` and a gauge `x` share no sample name, but would share that).
+    fn check_model_name(&mut self, base: &str, kind: MetricType) -> LResult<()> {
+        let plain: u8 = [MetricType::Gauge, MetricType::Untyped, MetricType::StateSet, MetricType::Summary, MetricType::Histogram, MetricType::GaugeHistogram]
+            .into_iter()
+            .map(kind_bit)
+            .sum();
+        let bits = |seen: &HashMap<&str, u8>, name: &str| seen.get(name).copied().unwrap_or(0);
+        let first = |bits: u8| KINDS.into_iter().find(|&k| bits & kind_bit(k) != 0).unwrap_or(MetricType::Untyped);
+        let clash = |earlier: MetricType, earlier_base: &str, model: &str| {
+            let e = ErrorKind::SameModelName(base.to_owned(), kind.openmetrics_name(), earlier_base.to_owned(), earlier.openmetrics_name(), model.to_owned());
+            Err(LineError::new(0, e))
+        };
+        if kind_bit(kind) & plain != 0 {
+            let same = bits(&self.seen, base) & plain;
+            if same != 0 {
+                return clash(first(same), base, base);
+            }
+            for (suffix, k) in [("_total", MetricType::Counter), ("_info", MetricType::Info)] {
+                if let Some(p) = base.strip_suffix(suffix)
+                    && bits(&self.seen, p) & kind_bit(k) != 0
+                {
+                    return clash(k, p, base);
+                }
+            }
+        } else {
+            self.name_buf.clear();
+            self.name_buf.push_str(base);
+            self.name_buf.push_str(if kind == MetricType::Counter { "_total" } else { "_info" });
+            let other = bits(&self.seen, &self.name_buf) & plain;
+            if other != 0 {
+                return clash(first(other), &self.name_buf, &self.name_buf);
+            }
+        }
         Ok(())
     }
 
