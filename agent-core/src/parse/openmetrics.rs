@@ -29,6 +29,9 @@ fn om_suffix(kind: MetricType, rest: &str) -> Option<Suffix> {
     parts(kind).iter().find(|(s, _)| *s == rest).map(|&(_, suffix)| suffix)
 }
 
+/// Every non-empty suffix of [`parts`].
+const SUFFIXES: [&str; 8] = ["_total", "_created", "_sum", "_count", "_bucket", "_gsum", "_gcount", "_info"];
+
 const KINDS: [MetricType; 8] = [
     MetricType::Counter,
     MetricType::Gauge,
@@ -155,7 +158,7 @@ impl<'a> OmParser<'a, '_> {
         }
         // `base` is an earlier family's sample name (`x_sum` after histogram `x`).
         if om_suffix(kind, "").is_some() {
-            for (s, _) in parts(MetricType::Histogram).iter().chain(parts(MetricType::GaugeHistogram)).chain(parts(MetricType::Counter)).chain(parts(MetricType::Info)) {
+            for s in SUFFIXES {
                 if let Some(prefix) = base.strip_suffix(s)
                     && let Some(&bits) = self.seen.get(prefix)
                     && let Some(k) = KINDS.into_iter().find(|&k| bits & kind_bit(k) != 0 && om_suffix(k, s).is_some())
@@ -246,23 +249,25 @@ impl<'a> OmParser<'a, '_> {
         c.pos = 7;
         let name_pos = c.pos;
         let name = c.metric_name(self.limits)?;
-        let same = self.cur.as_ref().is_some_and(|cur| cur.base == name);
-        let cur = if same {
-            let cur = self.cur.as_mut().map(|c| (c.has_samples, c.has_type, meta_flag(c, what)));
-            match cur {
-                Some((false, _, false)) => self.cur.as_mut(),
-                // Metadata after samples or a second TYPE: client_golang starts another family
-                // of the same name this way (gauge `x`, then counter `x_total`).
-                Some((true, _, _) | (_, true, true)) => Some(self.start_family(name, name_pos)?),
-                _ => return Err(LineError::new(name_pos, ErrorKind::DuplicateMetadata(what, name.to_owned()))),
+        let continues = match &self.cur {
+            Some(cur) if cur.base == name => {
+                if !cur.has_samples && !meta_flag(cur, what) {
+                    true
+                } else if cur.has_samples || cur.has_type {
+                    // client_golang starts another family of the same name this way (gauge `x`,
+                    // then counter `x_total`); the family checks decide if both can exist.
+                    false
+                } else {
+                    return Err(LineError::new(name_pos, ErrorKind::DuplicateMetadata(what, name.to_owned())));
+                }
             }
-        } else {
-            Some(self.start_family(name, name_pos)?)
+            _ => false,
         };
-        let Some(cur) = cur else { return Ok(()) };
-        if std::mem::replace(meta_flag_mut(cur, what), true) {
-            return Err(LineError::new(name_pos, ErrorKind::DuplicateMetadata(what, name.to_owned())));
+        if !continues {
+            self.start_family(name, name_pos)?;
         }
+        let Some(cur) = self.cur.as_mut() else { return Ok(()) };
+        *meta_flag_mut(cur, what) = true;
         let idx = cur.idx;
         let msg = match what {
             "HELP" => "a space and the help text",
