@@ -3,7 +3,7 @@
 use super::{ErrorKind, Found, Limits, LineError};
 use crate::model::Label;
 
-pub(super) type LResult<T> = Result<T, LineError>;
+pub(super) type LResult<T> = Result<T, Box<LineError>>;
 
 /// Bytes that may start a metric name (`[a-zA-Z_:]`) or label name (`[a-zA-Z_]`), and continue
 /// either (`[a-zA-Z0-9_]`, plus `:` for metric names). One table lookup per byte.
@@ -55,11 +55,11 @@ impl<'a> Cursor<'a> {
         self.rest().chars().next().map_or(Found::EndOfLine, Found::Char)
     }
 
-    pub fn err(&self, kind: ErrorKind) -> LineError {
+    pub fn err(&self, kind: ErrorKind) -> Box<LineError> {
         LineError::new(self.pos, kind)
     }
 
-    pub fn expected(&self, expected: &'static str) -> LineError {
+    pub fn expected(&self, expected: &'static str) -> Box<LineError> {
         self.err(ErrorKind::Expected { expected, found: self.found() })
     }
 

@@ -17,8 +17,12 @@
 //!   joins an earlier summary/histogram family; samples with no `TYPE` form untyped families.
 //! * **OpenMetrics** follows the specification: single spaces, no blank lines, no other
 //!   comments, `# EOF` last. A family's lines must be contiguous and its metadata (`TYPE`,
-//!   `UNIT`, `HELP`, each at most once) must precede its samples; names must not clash with
-//!   another family's sample names. Exemplars are validated and dropped (the model has none).
+//!   `UNIT`, `HELP`, each at most once) must precede its samples. One exception, because
+//!   client_golang writes it: metadata repeating the current family's name after its samples
+//!   or TYPE starts a new family of that name (gauge `x` followed by counter `x` with samples
+//!   `x_total`). Families must not share a sample name (so a family cannot reappear after
+//!   another one) nor a model name (histogram `x` and gauge `x`). Exemplars are validated and
+//!   dropped (the model has none).
 //! * In both formats the `le` label of histogram buckets and the `quantile` label of summary
 //!   quantiles must be floats and are normalized to their canonical OpenMetrics spelling
 //!   (`1` → `1.0`), as Prometheus 3 does on ingestion, so a family means the same whichever
@@ -161,6 +165,9 @@ pub enum ErrorKind {
         "metric family `{0}` reuses sample name `{1}` of the earlier {2} family `{3}`; OpenMetrics families must be contiguous and distinct"
     )]
     NameClash(String, String, &'static str, String),
+    /// OpenMetrics: two families that the model would give the same name.
+    #[error("{1} family `{0}` and the earlier {3} family `{2}` would both be named `{4}`")]
+    SameModelName(String, &'static str, String, &'static str, String),
     /// A sample name that does not fit its family's type.
     #[error("sample `{0}` does not fit {1} `{2}`: expected {3}")]
     InvalidSampleName(String, &'static str, String, &'static str),
@@ -246,8 +253,9 @@ pub(crate) struct LineError {
 }
 
 impl LineError {
-    fn new(pos: usize, kind: ErrorKind) -> Self {
-        Self { pos, kind, elsewhere: None }
+    /// Boxed: errors are rare and `Result`s on the hot path stay small.
+    fn new(pos: usize, kind: ErrorKind) -> Box<Self> {
+        Box::new(Self { pos, kind, elsewhere: None })
     }
 
     /// Attaches the line number and converts the byte offset into a character column.

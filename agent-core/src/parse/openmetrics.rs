@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use super::lex::{Cursor, LResult, parse_float, parse_om_timestamp};
 use super::text::check_bounds;
-use super::{ErrorKind, Limits, LineError, ParseError, check_line_len, end_position, lines, printable};
+use super::{ErrorKind, printable, Limits, LineError, ParseError, check_line_len, end_position, lines};
 use crate::model::{MetricFamily, MetricType, Sample, Suffix};
 
 const TYPES: &str = "`counter`, `gauge`, `histogram`, `gaugehistogram`, `stateset`, `info`, `summary`, `unknown`";
@@ -16,15 +16,10 @@ fn parts(kind: MetricType) -> &'static [(&'static str, Suffix)] {
         T::Counter => &[("_total", Suffix::None), ("_created", Suffix::Created)],
         T::Gauge | T::Untyped | T::StateSet => &[("", Suffix::None)],
         T::Info => &[("_info", Suffix::None)],
-        T::Summary => {
-            &[("", Suffix::None), ("_sum", Suffix::Sum), ("_count", Suffix::Count), ("_created", Suffix::Created)]
+        T::Summary => &[("", Suffix::None), ("_sum", Suffix::Sum), ("_count", Suffix::Count), ("_created", Suffix::Created)],
+        T::Histogram => {
+            &[("_bucket", Suffix::Bucket), ("_sum", Suffix::Sum), ("_count", Suffix::Count), ("_created", Suffix::Created)]
         }
-        T::Histogram => &[
-            ("_bucket", Suffix::Bucket),
-            ("_sum", Suffix::Sum),
-            ("_count", Suffix::Count),
-            ("_created", Suffix::Created),
-        ],
         T::GaugeHistogram => &[("_bucket", Suffix::Bucket), ("_gsum", Suffix::GSum), ("_gcount", Suffix::GCount)],
     }
 }
@@ -33,6 +28,9 @@ fn parts(kind: MetricType) -> &'static [(&'static str, Suffix)] {
 fn om_suffix(kind: MetricType, rest: &str) -> Option<Suffix> {
     parts(kind).iter().find(|(s, _)| *s == rest).map(|&(_, suffix)| suffix)
 }
+
+/// Every non-empty suffix of [`parts`].
+const SUFFIXES: [&str; 8] = ["_total", "_created", "_sum", "_count", "_bucket", "_gsum", "_gcount", "_info"];
 
 const KINDS: [MetricType; 8] = [
     MetricType::Counter,
@@ -147,10 +145,7 @@ impl<'a> OmParser<'a, '_> {
         let base = cur.base;
         let kind = self.families[cur.idx].kind;
         let clash = |sample: String, earlier: MetricType, family: &str| {
-            LineError::new(
-                0,
-                ErrorKind::NameClash(base.to_owned(), sample, earlier.openmetrics_name(), family.to_owned()),
-            )
+            LineError::new(0, ErrorKind::NameClash(base.to_owned(), sample, earlier.openmetrics_name(), family.to_owned()))
         };
         let mine = parts(kind);
         // The same family name: the sample-name suffixes must differ.
@@ -163,12 +158,7 @@ impl<'a> OmParser<'a, '_> {
         }
         // `base` is an earlier family's sample name (`x_sum` after histogram `x`).
         if om_suffix(kind, "").is_some() {
-            for (s, _) in parts(MetricType::Histogram)
-                .iter()
-                .chain(parts(MetricType::GaugeHistogram))
-                .chain(parts(MetricType::Counter))
-                .chain(parts(MetricType::Info))
-            {
+            for s in SUFFIXES {
                 if let Some(prefix) = base.strip_suffix(s)
                     && let Some(&bits) = self.seen.get(prefix)
                     && let Some(k) = KINDS.into_iter().find(|&k| bits & kind_bit(k) != 0 && om_suffix(k, s).is_some())
@@ -188,7 +178,46 @@ impl<'a> OmParser<'a, '_> {
                 return Err(clash(self.name_buf.clone(), k, &self.name_buf));
             }
         }
+        self.check_model_name(base, kind)?;
         *self.seen.entry(base).or_insert(0) |= kind_bit(kind);
+        Ok(())
+    }
+
+    /// The model names families by their text-format name (`x_total` for counter `x`,
+    /// `x_info` for info `x`, else `x`): two families must not end up with the same one
+    /// (a histogram `x` and a gauge `x` share no sample name, but would share that).
+    fn check_model_name(&mut self, base: &str, kind: MetricType) -> LResult<()> {
+        let plain: u8 = [MetricType::Gauge, MetricType::Untyped, MetricType::StateSet, MetricType::Summary, MetricType::Histogram, MetricType::GaugeHistogram]
+            .into_iter()
+            .map(kind_bit)
+            .sum();
+        let bits = |seen: &HashMap<&str, u8>, name: &str| seen.get(name).copied().unwrap_or(0);
+        let first = |bits: u8| KINDS.into_iter().find(|&k| bits & kind_bit(k) != 0).unwrap_or(MetricType::Untyped);
+        let clash = |earlier: MetricType, earlier_base: &str, model: &str| {
+            let e = ErrorKind::SameModelName(base.to_owned(), kind.openmetrics_name(), earlier_base.to_owned(), earlier.openmetrics_name(), model.to_owned());
+            Err(LineError::new(0, e))
+        };
+        if kind_bit(kind) & plain != 0 {
+            let same = bits(&self.seen, base) & plain;
+            if same != 0 {
+                return clash(first(same), base, base);
+            }
+            for (suffix, k) in [("_total", MetricType::Counter), ("_info", MetricType::Info)] {
+                if let Some(p) = base.strip_suffix(suffix)
+                    && bits(&self.seen, p) & kind_bit(k) != 0
+                {
+                    return clash(k, p, base);
+                }
+            }
+        } else {
+            self.name_buf.clear();
+            self.name_buf.push_str(base);
+            self.name_buf.push_str(if kind == MetricType::Counter { "_total" } else { "_info" });
+            let other = bits(&self.seen, &self.name_buf) & plain;
+            if other != 0 {
+                return clash(first(other), &self.name_buf, &self.name_buf);
+            }
+        }
         Ok(())
     }
 
@@ -220,23 +249,25 @@ impl<'a> OmParser<'a, '_> {
         c.pos = 7;
         let name_pos = c.pos;
         let name = c.metric_name(self.limits)?;
-        let same = self.cur.as_ref().is_some_and(|cur| cur.base == name);
-        let cur = if same {
-            let cur = self.cur.as_mut().map(|c| (c.has_samples, c.has_type, meta_flag(c, what)));
-            match cur {
-                Some((false, _, false)) => self.cur.as_mut(),
-                // Metadata after samples or a second TYPE: client_golang starts another family
-                // of the same name this way (gauge `x`, then counter `x_total`).
-                Some((true, _, _) | (_, true, true)) => Some(self.start_family(name, name_pos)?),
-                _ => return Err(LineError::new(name_pos, ErrorKind::DuplicateMetadata(what, name.to_owned()))),
+        let continues = match &self.cur {
+            Some(cur) if cur.base == name => {
+                if !cur.has_samples && !meta_flag(cur, what) {
+                    true
+                } else if cur.has_samples || cur.has_type {
+                    // client_golang starts another family of the same name this way (gauge `x`,
+                    // then counter `x_total`); the family checks decide if both can exist.
+                    false
+                } else {
+                    return Err(LineError::new(name_pos, ErrorKind::DuplicateMetadata(what, name.to_owned())));
+                }
             }
-        } else {
-            Some(self.start_family(name, name_pos)?)
+            _ => false,
         };
-        let Some(cur) = cur else { return Ok(()) };
-        if std::mem::replace(meta_flag_mut(cur, what), true) {
-            return Err(LineError::new(name_pos, ErrorKind::DuplicateMetadata(what, name.to_owned())));
+        if !continues {
+            self.start_family(name, name_pos)?;
         }
+        let Some(cur) = self.cur.as_mut() else { return Ok(()) };
+        *meta_flag_mut(cur, what) = true;
         let idx = cur.idx;
         let msg = match what {
             "HELP" => "a space and the help text",
@@ -350,8 +381,7 @@ impl<'a> OmParser<'a, '_> {
         if let Some(pos) = exemplar_pos
             && !matches!(
                 (kind, suffix),
-                (MetricType::Counter, Suffix::None)
-                    | (MetricType::Histogram | MetricType::GaugeHistogram, Suffix::Bucket)
+                (MetricType::Counter, Suffix::None) | (MetricType::Histogram | MetricType::GaugeHistogram, Suffix::Bucket)
             )
         {
             return Err(LineError::new(pos, ErrorKind::ExemplarNotAllowed));
@@ -372,10 +402,7 @@ impl<'a> OmParser<'a, '_> {
         parse_om_timestamp(tok).ok_or_else(|| {
             LineError::new(
                 pos,
-                ErrorKind::InvalidTimestamp(
-                    printable(tok),
-                    "seconds since the epoch as a decimal number, within ±2^63 ms",
-                ),
+                ErrorKind::InvalidTimestamp(printable(tok), "seconds since the epoch as a decimal number, within ±2^63 ms"),
             )
         })
     }

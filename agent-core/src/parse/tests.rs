@@ -477,6 +477,9 @@ fn openmetrics_errors_name_the_position_and_expectation() {
             "line 2, column 18: invalid timestamp `x`: expected seconds since the epoch as a decimal number, within ±2^63 ms",
         ),
         (&too_long, "line 2, column 13: exemplar labels are longer than 128 characters"),
+        ("# TYPE h gauge\n# TYPE h histogram\n# EOF\n", "line 2, column 8: histogram family `h` and the earlier gauge family `h` would both be named `h`"),
+        ("# TYPE c counter\n# TYPE c_total histogram\n# EOF\n", "line 2, column 8: histogram family `c_total` and the earlier counter family `c` would both be named `c_total`"),
+        ("# TYPE c_info histogram\n# TYPE c info\n# EOF\n", "line 2, column 8: info family `c` and the earlier histogram family `c_info` would both be named `c_info`"),
     ];
     assert_errors(Format::OpenMetrics, &Limits::default(), cases);
 }
@@ -498,4 +501,28 @@ fn openmetrics_accepts_client_golang_gauge_and_counter_sharing_a_name() {
 fn exemplar_of_exactly_128_characters_is_fine() {
     let v = "a".repeat(127);
     assert!(om(&format!("# TYPE a counter\na_total 1 # {{x=\"{v}\"}} 1\n# EOF\n")).is_ok());
+}
+
+#[test]
+fn openmetrics_metadata_after_samples_starts_a_clashing_family() {
+    let e = om("# TYPE x gauge\nx 1\n# HELP x late\n# EOF\n").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "line 3, column 8: metric family `x` reuses sample name `x` of the earlier gauge family `x`; OpenMetrics families must be contiguous and distinct"
+    );
+    // A counter whose samples lack `_total` (the common mistake of naming the family `x_total`).
+    let e = om("# TYPE x_total counter\nx_total 1\n# EOF\n").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "line 2, column 1: sample `x_total` does not fit counter `x_total`: expected a `_total` or `_created` suffix"
+    );
+}
+
+#[test]
+fn default_limits_and_error_fields() {
+    let l = Limits::default();
+    assert_eq!((l.max_line_len, l.max_labels, l.max_name_len, l.max_label_value_len), (65_536, 128, 1024, 65_536));
+    let e = text("ok 1\nbad{").unwrap_err();
+    assert_eq!((e.line, e.column), (2, 5));
+    assert_eq!(e.kind, ErrorKind::Expected { expected: "label name or `}`", found: Found::EndOfLine });
 }
