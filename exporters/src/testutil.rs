@@ -119,8 +119,7 @@ pub fn select_lines(text: &str, pick: &dyn Fn(&str) -> bool) -> Vec<String> {
         .filter(|l| !l.is_empty() && !upstream_filtered(l))
         .filter(|l| {
             let fam = line_family(l);
-            pick(fam)
-                || ["_bucket", "_sum", "_count"].iter().any(|s| fam.strip_suffix(s).is_some_and(pick))
+            pick(fam) || ["_bucket", "_sum", "_count"].iter().any(|s| fam.strip_suffix(s).is_some_and(pick))
         })
         .map(str::to_owned)
         .collect()

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use super::lex::{Cursor, LResult, parse_float, parse_om_timestamp};
 use super::text::check_bounds;
-use super::{ErrorKind, printable, Limits, LineError, ParseError, check_line_len, end_position, lines};
+use super::{ErrorKind, Limits, LineError, ParseError, check_line_len, end_position, lines, printable};
 use crate::model::{MetricFamily, MetricType, Sample, Suffix};
 
 const TYPES: &str = "`counter`, `gauge`, `histogram`, `gaugehistogram`, `stateset`, `info`, `summary`, `unknown`";
@@ -16,10 +16,15 @@ fn parts(kind: MetricType) -> &'static [(&'static str, Suffix)] {
         T::Counter => &[("_total", Suffix::None), ("_created", Suffix::Created)],
         T::Gauge | T::Untyped | T::StateSet => &[("", Suffix::None)],
         T::Info => &[("_info", Suffix::None)],
-        T::Summary => &[("", Suffix::None), ("_sum", Suffix::Sum), ("_count", Suffix::Count), ("_created", Suffix::Created)],
-        T::Histogram => {
-            &[("_bucket", Suffix::Bucket), ("_sum", Suffix::Sum), ("_count", Suffix::Count), ("_created", Suffix::Created)]
+        T::Summary => {
+            &[("", Suffix::None), ("_sum", Suffix::Sum), ("_count", Suffix::Count), ("_created", Suffix::Created)]
         }
+        T::Histogram => &[
+            ("_bucket", Suffix::Bucket),
+            ("_sum", Suffix::Sum),
+            ("_count", Suffix::Count),
+            ("_created", Suffix::Created),
+        ],
         T::GaugeHistogram => &[("_bucket", Suffix::Bucket), ("_gsum", Suffix::GSum), ("_gcount", Suffix::GCount)],
     }
 }
@@ -145,7 +150,10 @@ impl<'a> OmParser<'a, '_> {
         let base = cur.base;
         let kind = self.families[cur.idx].kind;
         let clash = |sample: String, earlier: MetricType, family: &str| {
-            LineError::new(0, ErrorKind::NameClash(base.to_owned(), sample, earlier.openmetrics_name(), family.to_owned()))
+            LineError::new(
+                0,
+                ErrorKind::NameClash(base.to_owned(), sample, earlier.openmetrics_name(), family.to_owned()),
+            )
         };
         let mine = parts(kind);
         // The same family name: the sample-name suffixes must differ.
@@ -187,14 +195,27 @@ impl<'a> OmParser<'a, '_> {
     /// `x_info` for info `x`, else `x`): two families must not end up with the same one
     /// (a histogram `x` and a gauge `x` share no sample name, but would share that).
     fn check_model_name(&mut self, base: &str, kind: MetricType) -> LResult<()> {
-        let plain: u8 = [MetricType::Gauge, MetricType::Untyped, MetricType::StateSet, MetricType::Summary, MetricType::Histogram, MetricType::GaugeHistogram]
-            .into_iter()
-            .map(kind_bit)
-            .sum();
+        let plain: u8 = [
+            MetricType::Gauge,
+            MetricType::Untyped,
+            MetricType::StateSet,
+            MetricType::Summary,
+            MetricType::Histogram,
+            MetricType::GaugeHistogram,
+        ]
+        .into_iter()
+        .map(kind_bit)
+        .sum();
         let bits = |seen: &HashMap<&str, u8>, name: &str| seen.get(name).copied().unwrap_or(0);
         let first = |bits: u8| KINDS.into_iter().find(|&k| bits & kind_bit(k) != 0).unwrap_or(MetricType::Untyped);
         let clash = |earlier: MetricType, earlier_base: &str, model: &str| {
-            let e = ErrorKind::SameModelName(base.to_owned(), kind.openmetrics_name(), earlier_base.to_owned(), earlier.openmetrics_name(), model.to_owned());
+            let e = ErrorKind::SameModelName(
+                base.to_owned(),
+                kind.openmetrics_name(),
+                earlier_base.to_owned(),
+                earlier.openmetrics_name(),
+                model.to_owned(),
+            );
             Err(LineError::new(0, e))
         };
         if kind_bit(kind) & plain != 0 {
@@ -381,7 +402,8 @@ impl<'a> OmParser<'a, '_> {
         if let Some(pos) = exemplar_pos
             && !matches!(
                 (kind, suffix),
-                (MetricType::Counter, Suffix::None) | (MetricType::Histogram | MetricType::GaugeHistogram, Suffix::Bucket)
+                (MetricType::Counter, Suffix::None)
+                    | (MetricType::Histogram | MetricType::GaugeHistogram, Suffix::Bucket)
             )
         {
             return Err(LineError::new(pos, ErrorKind::ExemplarNotAllowed));
@@ -402,7 +424,10 @@ impl<'a> OmParser<'a, '_> {
         parse_om_timestamp(tok).ok_or_else(|| {
             LineError::new(
                 pos,
-                ErrorKind::InvalidTimestamp(printable(tok), "seconds since the epoch as a decimal number, within ±2^63 ms"),
+                ErrorKind::InvalidTimestamp(
+                    printable(tok),
+                    "seconds since the epoch as a decimal number, within ±2^63 ms",
+                ),
             )
         })
     }

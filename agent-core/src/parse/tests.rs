@@ -477,9 +477,18 @@ fn openmetrics_errors_name_the_position_and_expectation() {
             "line 2, column 18: invalid timestamp `x`: expected seconds since the epoch as a decimal number, within ±2^63 ms",
         ),
         (&too_long, "line 2, column 13: exemplar labels are longer than 128 characters"),
-        ("# TYPE h gauge\n# TYPE h histogram\n# EOF\n", "line 2, column 8: histogram family `h` and the earlier gauge family `h` would both be named `h`"),
-        ("# TYPE c counter\n# TYPE c_total histogram\n# EOF\n", "line 2, column 8: histogram family `c_total` and the earlier counter family `c` would both be named `c_total`"),
-        ("# TYPE c_info histogram\n# TYPE c info\n# EOF\n", "line 2, column 8: info family `c` and the earlier histogram family `c_info` would both be named `c_info`"),
+        (
+            "# TYPE h gauge\n# TYPE h histogram\n# EOF\n",
+            "line 2, column 8: histogram family `h` and the earlier gauge family `h` would both be named `h`",
+        ),
+        (
+            "# TYPE c counter\n# TYPE c_total histogram\n# EOF\n",
+            "line 2, column 8: histogram family `c_total` and the earlier counter family `c` would both be named `c_total`",
+        ),
+        (
+            "# TYPE c_info histogram\n# TYPE c info\n# EOF\n",
+            "line 2, column 8: info family `c` and the earlier histogram family `c_info` would both be named `c_info`",
+        ),
     ];
     assert_errors(Format::OpenMetrics, &Limits::default(), cases);
 }

@@ -37,103 +37,33 @@ const SECTOR_SIZE: f64 = 512.0;
 
 /// The counters of one `/proc/diskstats` line, in file order: name, help, is-counter, scale.
 const STATS: [(&str, &str, bool, f64); 17] = [
-    (
-        "node_disk_reads_completed_total",
-        "The total number of reads completed successfully.",
-        true,
-        1.0,
-    ),
-    (
-        "node_disk_reads_merged_total",
-        "The total number of reads merged.",
-        true,
-        1.0,
-    ),
-    (
-        "node_disk_read_bytes_total",
-        "The total number of bytes read successfully.",
-        true,
-        SECTOR_SIZE,
-    ),
-    (
-        "node_disk_read_time_seconds_total",
-        "The total number of seconds spent by all reads.",
-        true,
-        SECONDS_PER_TICK,
-    ),
-    (
-        "node_disk_writes_completed_total",
-        "The total number of writes completed successfully.",
-        true,
-        1.0,
-    ),
-    (
-        "node_disk_writes_merged_total",
-        "The number of writes merged.",
-        true,
-        1.0,
-    ),
-    (
-        "node_disk_written_bytes_total",
-        "The total number of bytes written successfully.",
-        true,
-        SECTOR_SIZE,
-    ),
+    ("node_disk_reads_completed_total", "The total number of reads completed successfully.", true, 1.0),
+    ("node_disk_reads_merged_total", "The total number of reads merged.", true, 1.0),
+    ("node_disk_read_bytes_total", "The total number of bytes read successfully.", true, SECTOR_SIZE),
+    ("node_disk_read_time_seconds_total", "The total number of seconds spent by all reads.", true, SECONDS_PER_TICK),
+    ("node_disk_writes_completed_total", "The total number of writes completed successfully.", true, 1.0),
+    ("node_disk_writes_merged_total", "The number of writes merged.", true, 1.0),
+    ("node_disk_written_bytes_total", "The total number of bytes written successfully.", true, SECTOR_SIZE),
     (
         "node_disk_write_time_seconds_total",
         "This is the total number of seconds spent by all writes.",
         true,
         SECONDS_PER_TICK,
     ),
-    (
-        "node_disk_io_now",
-        "The number of I/Os currently in progress.",
-        false,
-        1.0,
-    ),
-    (
-        "node_disk_io_time_seconds_total",
-        "Total seconds spent doing I/Os.",
-        true,
-        SECONDS_PER_TICK,
-    ),
-    (
-        "node_disk_io_time_weighted_seconds_total",
-        "The weighted # of seconds spent doing I/Os.",
-        true,
-        SECONDS_PER_TICK,
-    ),
-    (
-        "node_disk_discards_completed_total",
-        "The total number of discards completed successfully.",
-        true,
-        1.0,
-    ),
-    (
-        "node_disk_discards_merged_total",
-        "The total number of discards merged.",
-        true,
-        1.0,
-    ),
+    ("node_disk_io_now", "The number of I/Os currently in progress.", false, 1.0),
+    ("node_disk_io_time_seconds_total", "Total seconds spent doing I/Os.", true, SECONDS_PER_TICK),
+    ("node_disk_io_time_weighted_seconds_total", "The weighted # of seconds spent doing I/Os.", true, SECONDS_PER_TICK),
+    ("node_disk_discards_completed_total", "The total number of discards completed successfully.", true, 1.0),
+    ("node_disk_discards_merged_total", "The total number of discards merged.", true, 1.0),
     // Upstream reports discarded sectors unscaled.
-    (
-        "node_disk_discarded_sectors_total",
-        "The total number of sectors discarded successfully.",
-        true,
-        1.0,
-    ),
+    ("node_disk_discarded_sectors_total", "The total number of sectors discarded successfully.", true, 1.0),
     (
         "node_disk_discard_time_seconds_total",
         "This is the total number of seconds spent by all discards.",
         true,
         SECONDS_PER_TICK,
     ),
-    (
-        "node_disk_flush_requests_total",
-        "The total number of flush requests completed successfully",
-        true,
-        1.0,
-    ),
+    ("node_disk_flush_requests_total", "The total number of flush requests completed successfully", true, 1.0),
     (
         "node_disk_flush_requests_time_seconds_total",
         "This is the total number of seconds spent by all flush requests.",
@@ -144,21 +74,9 @@ const STATS: [(&str, &str, bool, f64); 17] = [
 
 /// The ATA udev properties reported as gauges when `ID_ATA` is set: property, name, help.
 const ATA: [(&str, &str, &str); 3] = [
-    (
-        "ID_ATA_WRITE_CACHE",
-        "node_disk_ata_write_cache",
-        "ATA disk has a write cache.",
-    ),
-    (
-        "ID_ATA_WRITE_CACHE_ENABLED",
-        "node_disk_ata_write_cache_enabled",
-        "ATA disk has its write cache enabled.",
-    ),
-    (
-        "ID_ATA_ROTATION_RATE_RPM",
-        "node_disk_ata_rotation_rate_rpm",
-        "ATA disk rotation rate in RPMs (0 for SSDs).",
-    ),
+    ("ID_ATA_WRITE_CACHE", "node_disk_ata_write_cache", "ATA disk has a write cache."),
+    ("ID_ATA_WRITE_CACHE_ENABLED", "node_disk_ata_write_cache_enabled", "ATA disk has its write cache enabled."),
+    ("ID_ATA_ROTATION_RATE_RPM", "node_disk_ata_rotation_rate_rpm", "ATA disk rotation rate in RPMs (0 for SSDs)."),
 ];
 
 /// Reads `/proc/diskstats` and, per device, `/sys/block/<dev>/queue/rotational` and the udev
@@ -175,30 +93,16 @@ impl DiskStats {
     /// Builds the collector; the include flag replaces the default exclude, as upstream.
     fn new(ctx: &Ctx) -> anyhow::Result<Self> {
         let exclude = ctx.str(EXCLUDE_FLAG);
-        let filter = if !ctx.str(INCLUDE_FLAG).is_empty()
-            && (exclude.is_empty() || exclude == DEFAULT_EXCLUDE)
-        {
-            DeviceFilter {
-                exclude: None,
-                include: ctx.regex(INCLUDE_FLAG)?,
-            }
+        let filter = if !ctx.str(INCLUDE_FLAG).is_empty() && (exclude.is_empty() || exclude == DEFAULT_EXCLUDE) {
+            DeviceFilter { exclude: None, include: ctx.regex(INCLUDE_FLAG)? }
         } else {
             ctx.device_filter(EXCLUDE_FLAG, INCLUDE_FLAG)?
         };
-        let udev = ctx
-            .paths
-            .udev_data
-            .is_dir()
-            .then(|| ctx.paths.udev_data.clone());
+        let udev = ctx.paths.udev_data.is_dir().then(|| ctx.paths.udev_data.clone());
         if udev.is_none() {
             tracing::warn!(path = %ctx.paths.udev_data.display(), "udev data directory missing, disabling udev device properties");
         }
-        Ok(Self {
-            diskstats: ctx.paths.proc("diskstats"),
-            sys_block: ctx.paths.sys("block"),
-            udev,
-            filter,
-        })
+        Ok(Self { diskstats: ctx.paths.proc("diskstats"), sys_block: ctx.paths.sys("block"), udev, filter })
     }
 }
 
@@ -265,11 +169,7 @@ fn emit(out: &mut Sink, line: &Line<'_>, info: &Udev<'_>, rotational: &str) {
         1.0,
     );
     for (&(name, help, counter, scale), &v) in STATS.iter().zip(&line.values[..line.count]) {
-        let kind = if counter {
-            MetricType::Counter
-        } else {
-            MetricType::Gauge
-        };
+        let kind = if counter { MetricType::Counter } else { MetricType::Gauge };
         out.add(name, help, kind, &[("device", dev)], v as f64 * scale);
     }
     let fs_type = info.get("ID_FS_TYPE");
@@ -309,12 +209,7 @@ fn emit(out: &mut Sink, line: &Line<'_>, info: &Udev<'_>, rotational: &str) {
             if let Ok(v) = raw.parse::<f64>() {
                 out.gauge_with(name, help, &[("device", dev)], v);
             } else {
-                tracing::warn!(
-                    device = dev,
-                    property = prop,
-                    value = raw,
-                    "unparsable ATA value"
-                );
+                tracing::warn!(device = dev, property = prop, value = raw, "unparsable ATA value");
             }
         }
     }
@@ -351,13 +246,7 @@ fn parse(text: &str) -> Result<Vec<Line<'_>>, String> {
             count += 1;
         }
         if count + 3 >= 14 {
-            out.push(Line {
-                major,
-                minor,
-                name,
-                values,
-                count,
-            });
+            out.push(Line { major, minor, name, values, count });
         }
     }
     Ok(out)
@@ -369,20 +258,12 @@ struct Udev<'a>(Vec<(&'a str, &'a str)>);
 impl<'a> Udev<'a> {
     /// Collects `E:KEY=VALUE` lines; other lines are ignored.
     fn parse(text: &'a str) -> Self {
-        Self(
-            text.lines()
-                .filter_map(|l| l.strip_prefix("E:")?.split_once('='))
-                .collect(),
-        )
+        Self(text.lines().filter_map(|l| l.strip_prefix("E:")?.split_once('=')).collect())
     }
 
     /// The value of `key` (the last one wins, as in a map), if present.
     fn find(&self, key: &str) -> Option<&'a str> {
-        self.0
-            .iter()
-            .rev()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| *v)
+        self.0.iter().rev().find(|(k, _)| *k == key).map(|(_, v)| *v)
     }
 
     /// The value of `key`, or `""`.
@@ -403,15 +284,7 @@ mod tests {
                     8 32 sdc 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18\n";
         let lines = parse(text).unwrap();
         assert_eq!(lines.len(), 3, "the 4-field partition line is skipped");
-        assert_eq!(
-            (
-                lines[0].major,
-                lines[0].minor,
-                lines[0].name,
-                lines[0].count
-            ),
-            (8, 0, "sda", 11)
-        );
+        assert_eq!((lines[0].major, lines[0].minor, lines[0].name, lines[0].count), (8, 0, "sda", 11));
         assert_eq!(lines[1].count, 15);
         assert_eq!(lines[2].count, 17);
         assert_eq!(lines[2].values[16], 17);
@@ -450,8 +323,7 @@ mod tests {
         let c = DiskStats::new(&ctx).unwrap();
         assert!(!c.filter.ignored("sda1"));
         assert!(c.filter.ignored("sdb"));
-        let ctx =
-            crate::testutil::fixture_ctx(&[(INCLUDE_FLAG, s("^sda")), (EXCLUDE_FLAG, s("x"))]);
+        let ctx = crate::testutil::fixture_ctx(&[(INCLUDE_FLAG, s("^sda")), (EXCLUDE_FLAG, s("x"))]);
         assert!(DiskStats::new(&ctx).is_err());
     }
 }

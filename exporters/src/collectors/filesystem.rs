@@ -64,11 +64,7 @@ pub static DEF: Def = Def {
             help: "how long to wait for a mount to respond before marking it as stale",
             kind: FlagKind::Str("5s"),
         },
-        Flag {
-            name: WORKERS,
-            help: "how many stat calls to process simultaneously",
-            kind: FlagKind::Str("4"),
-        },
+        Flag { name: WORKERS, help: "how many stat calls to process simultaneously", kind: FlagKind::Str("4") },
     ],
     build: |ctx| Ok(Box::new(Filesystem::new(ctx, Arc::new(statfs))?)),
 };
@@ -123,10 +119,7 @@ struct Filesystem {
 fn filter(ctx: &Ctx, exclude: &str, include: &str, default: &str) -> anyhow::Result<DeviceFilter> {
     let ex = ctx.str(exclude);
     if !ctx.str(include).is_empty() && (ex.is_empty() || ex == default) {
-        return Ok(DeviceFilter {
-            exclude: None,
-            include: ctx.regex(include)?,
-        });
+        return Ok(DeviceFilter { exclude: None, include: ctx.regex(include)? });
     }
     ctx.device_filter(exclude, include)
 }
@@ -134,14 +127,11 @@ fn filter(ctx: &Ctx, exclude: &str, include: &str, default: &str) -> anyhow::Res
 impl Filesystem {
     /// Builds the collector from flags with `stat` as the `statfs` implementation.
     fn new(ctx: &Ctx, stat: StatFn) -> anyhow::Result<Self> {
-        let timeout = parse_go_duration(ctx.str(TIMEOUT)).ok_or_else(|| {
-            anyhow::anyhow!("--{TIMEOUT}: invalid duration {:?}", ctx.str(TIMEOUT))
-        })?;
+        let timeout = parse_go_duration(ctx.str(TIMEOUT))
+            .ok_or_else(|| anyhow::anyhow!("--{TIMEOUT}: invalid duration {:?}", ctx.str(TIMEOUT)))?;
         let workers: usize = match ctx.str(WORKERS) {
             "" => 4,
-            s => s
-                .parse()
-                .map_err(|e| anyhow::anyhow!("--{WORKERS}: {e}: {s:?}"))?,
+            s => s.parse().map_err(|e| anyhow::anyhow!("--{WORKERS}: {e}: {s:?}"))?,
         };
         Ok(Self {
             paths: ctx.paths.clone(),
@@ -259,26 +249,13 @@ impl Collector for Filesystem {
 }
 
 /// Writes one mount's metrics (once per distinct label set). `None` means "timed out".
-fn emit(
-    out: &mut Sink,
-    seen: &mut HashSet<[String; 6]>,
-    m: &Mount,
-    res: Option<&io::Result<FsStats>>,
-) {
+fn emit(out: &mut Sink, seen: &mut HashSet<[String; 6]>, m: &Mount, res: Option<&io::Result<FsStats>>) {
     let error = match &res {
         None => TIMEOUT_ERROR.to_owned(),
         Some(Err(e)) => go_error_string(e),
         Some(Ok(_)) => String::new(),
     };
-    let key = [
-        &m.device,
-        &m.mountpoint,
-        &m.fs_type,
-        &error,
-        &m.major,
-        &m.minor,
-    ]
-    .map(Clone::clone);
+    let key = [&m.device, &m.mountpoint, &m.fs_type, &error, &m.major, &m.minor].map(Clone::clone);
     if !seen.insert(key) {
         return;
     }
@@ -288,8 +265,7 @@ fn emit(
         ("fstype", m.fs_type.as_str()),
         ("device_error", error.as_str()),
     ];
-    let gauge =
-        |out: &mut Sink, name: &str, help: &str, v: f64| out.gauge_with(name, help, &labels, v);
+    let gauge = |out: &mut Sink, name: &str, help: &str, v: f64| out.gauge_with(name, help, &labels, v);
     let failed = !matches!(res, Some(Ok(_)));
     gauge(
         out,
@@ -297,53 +273,23 @@ fn emit(
         "Whether an error occurred while getting statistics for the given device.",
         if failed { 1.0 } else { 0.0 },
     );
-    gauge(
-        out,
-        "node_filesystem_readonly",
-        "Filesystem read-only status.",
-        if m.read_only { 1.0 } else { 0.0 },
-    );
+    gauge(out, "node_filesystem_readonly", "Filesystem read-only status.", if m.read_only { 1.0 } else { 0.0 });
     let Some(Ok(s)) = res else { return };
     let bs = s.block_size as f64;
-    gauge(
-        out,
-        "node_filesystem_size_bytes",
-        "Filesystem size in bytes.",
-        s.blocks as f64 * bs,
-    );
-    gauge(
-        out,
-        "node_filesystem_free_bytes",
-        "Filesystem free space in bytes.",
-        s.blocks_free as f64 * bs,
-    );
+    gauge(out, "node_filesystem_size_bytes", "Filesystem size in bytes.", s.blocks as f64 * bs);
+    gauge(out, "node_filesystem_free_bytes", "Filesystem free space in bytes.", s.blocks_free as f64 * bs);
     gauge(
         out,
         "node_filesystem_avail_bytes",
         "Filesystem space available to non-root users in bytes.",
         s.blocks_avail as f64 * bs,
     );
-    gauge(
-        out,
-        "node_filesystem_files",
-        "Filesystem total file nodes.",
-        s.files as f64,
-    );
-    gauge(
-        out,
-        "node_filesystem_files_free",
-        "Filesystem total free file nodes.",
-        s.files_free as f64,
-    );
+    gauge(out, "node_filesystem_files", "Filesystem total file nodes.", s.files as f64);
+    gauge(out, "node_filesystem_files_free", "Filesystem total free file nodes.", s.files_free as f64);
     out.gauge_with(
         "node_filesystem_mount_info",
         "Filesystem mount information.",
-        &[
-            ("device", &m.device),
-            ("major", &m.major),
-            ("minor", &m.minor),
-            ("mountpoint", &m.mountpoint),
-        ],
+        &[("device", &m.device), ("major", &m.major), ("minor", &m.minor), ("mountpoint", &m.mountpoint)],
         1.0,
     );
     // Upstream's Linux collector leaves `purgeable` at 0, which passes its `>= 0` check, so
@@ -363,14 +309,9 @@ fn go_error_string(e: &io::Error) -> String {
         return e.to_string();
     };
     let msg = io::Error::from_raw_os_error(code).to_string();
-    let msg = msg
-        .strip_suffix(&format!(" (os error {code})"))
-        .unwrap_or(&msg);
+    let msg = msg.strip_suffix(&format!(" (os error {code})")).unwrap_or(&msg);
     let mut chars = msg.chars();
-    chars
-        .next()
-        .map(|c| c.to_lowercase().chain(chars).collect())
-        .unwrap_or_default()
+    chars.next().map(|c| c.to_lowercase().chain(chars).collect()).unwrap_or_default()
 }
 
 /// Go's `time.ParseDuration` for the forms flags use (`5s`, `1.5s`, `500ms`, `1m30s`).
@@ -384,14 +325,10 @@ fn parse_go_duration(s: &str) -> Option<Duration> {
         return None;
     }
     while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
         let value: f64 = rest[..num_len].parse().ok()?;
         rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
         let scale = match &rest[..unit_len] {
             "ns" => 1e-9,
             "us" | "µs" | "μs" => 1e-6,
@@ -424,12 +361,7 @@ impl Pool {
     /// An empty pool; threads start on first use.
     fn new(size: usize) -> Self {
         let (tx, rx) = mpsc::channel();
-        Self {
-            size,
-            tx,
-            rx: Arc::new(Mutex::new(rx)),
-            idle: Arc::default(),
-        }
+        Self { size, tx, rx: Arc::new(Mutex::new(rx)), idle: Arc::default() }
     }
 
     /// Queues `jobs`, first starting threads so that up to `size` of them are idle.
@@ -448,22 +380,20 @@ impl Pool {
     fn spawn(&self) {
         let (rx, idle) = (Arc::clone(&self.rx), Arc::clone(&self.idle));
         idle.fetch_add(1, Ordering::AcqRel);
-        let started = std::thread::Builder::new()
-            .name("osprey-statfs".into())
-            .spawn(move || {
-                loop {
-                    let job = {
-                        let rx = rx.lock().unwrap_or_else(PoisonError::into_inner);
-                        match rx.recv() {
-                            Ok(job) => job,
-                            Err(_) => return, // collector dropped
-                        }
-                    };
-                    idle.fetch_sub(1, Ordering::AcqRel);
-                    job();
-                    idle.fetch_add(1, Ordering::AcqRel);
-                }
-            });
+        let started = std::thread::Builder::new().name("osprey-statfs".into()).spawn(move || {
+            loop {
+                let job = {
+                    let rx = rx.lock().unwrap_or_else(PoisonError::into_inner);
+                    match rx.recv() {
+                        Ok(job) => job,
+                        Err(_) => return, // collector dropped
+                    }
+                };
+                idle.fetch_sub(1, Ordering::AcqRel);
+                job();
+                idle.fetch_add(1, Ordering::AcqRel);
+            }
+        });
         if let Err(e) = started {
             self.idle.fetch_sub(1, Ordering::AcqRel);
             tracing::warn!(error = %e, "cannot start statfs worker thread");

@@ -13,12 +13,7 @@ pub static DEF: Def = Def {
     default_enabled: true,
     help: "Exposes statistics about devices in /proc/mdstat (does nothing if no /proc/mdstat present).",
     flags: &[],
-    build: |ctx| {
-        Ok(Box::new(Mdadm {
-            mdstat: ctx.paths.proc("mdstat"),
-            sys_block: ctx.paths.sys("block"),
-        }))
-    },
+    build: |ctx| Ok(Box::new(Mdadm { mdstat: ctx.paths.proc("mdstat"), sys_block: ctx.paths.sys("block") })),
 };
 
 /// Reads `/proc/mdstat` and the md attributes in sysfs.
@@ -71,17 +66,8 @@ fn emit_mdstat(out: &mut Sink, md: &MdStat) {
         md.disks_total as f64,
     );
     let disks_help = "Number of active/failed/spare disks of device.";
-    for (state, v) in [
-        ("active", md.disks_active),
-        ("failed", md.disks_failed),
-        ("spare", md.disks_spare),
-    ] {
-        out.gauge_with(
-            "node_md_disks",
-            disks_help,
-            &[("device", dev), ("state", state)],
-            v as f64,
-        );
+    for (state, v) in [("active", md.disks_active), ("failed", md.disks_failed), ("spare", md.disks_spare)] {
+        out.gauge_with("node_md_disks", disks_help, &[("device", dev), ("state", state)], v as f64);
     }
     // Label value, and the activity state of /proc/mdstat it stands for.
     let states = [
@@ -93,19 +79,9 @@ fn emit_mdstat(out: &mut Sink, md: &MdStat) {
     ];
     for (label, activity) in states {
         let v = if md.activity == activity { 1.0 } else { 0.0 };
-        out.gauge_with(
-            "node_md_state",
-            "Indicates the state of md-device.",
-            &[("device", dev), ("state", label)],
-            v,
-        );
+        out.gauge_with("node_md_state", "Indicates the state of md-device.", &[("device", dev), ("state", label)], v);
     }
-    out.gauge_with(
-        "node_md_blocks",
-        "Total number of blocks on device.",
-        &[("device", dev)],
-        md.blocks_total as f64,
-    );
+    out.gauge_with("node_md_blocks", "Total number of blocks on device.", &[("device", dev)], md.blocks_total as f64);
     out.gauge_with(
         "node_md_blocks_synced",
         "Number of blocks synced on device.",
@@ -129,19 +105,14 @@ struct MdStat {
 }
 
 /// `<size> blocks ... [total/active] [UU_]` on an array's status line.
-static STATUS_RE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(\d+) blocks .*\[(\d+)/(\d+)\] \[([U_]+)\]").expect("valid regex")
-});
+static STATUS_RE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(\d+) blocks .*\[(\d+)/(\d+)\] \[([U_]+)\]").expect("valid regex"));
 /// `(synced/total)` on a sync line.
-static SYNC_BLOCKS_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\((\d+/\d+)\)").expect("valid regex"));
+static SYNC_BLOCKS_RE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\((\d+/\d+)\)").expect("valid regex"));
 /// `= 8.5%`, `finish=17.0min`, `speed=259783K/sec` on a sync line.
-static SYNC_PCT_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"= (.+)%").expect("valid regex"));
-static SYNC_FINISH_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"finish=(.+)min").expect("valid regex"));
-static SYNC_SPEED_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"speed=(.+)[A-Z]").expect("valid regex"));
+static SYNC_PCT_RE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"= (.+)%").expect("valid regex"));
+static SYNC_FINISH_RE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"finish=(.+)min").expect("valid regex"));
+static SYNC_SPEED_RE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"speed=(.+)[A-Z]").expect("valid regex"));
 
 /// Parses `/proc/mdstat` with procfs' rules (including what it rejects).
 fn parse_mdstat(text: &str) -> Result<Vec<MdStat>, String> {
@@ -166,11 +137,7 @@ fn parse_mdstat(text: &str) -> Result<Vec<MdStat>, String> {
             return Err(format!("too few lines for md device {name:?}"));
         }
         let (disks_active, disks_total, blocks_total) = status(line, lines[i + 1])?;
-        let sync_line = if lines[i + 2].contains("bitmap") {
-            lines[i + 3]
-        } else {
-            lines[i + 2]
-        };
+        let sync_line = if lines[i + 2].contains("bitmap") { lines[i + 3] } else { lines[i + 2] };
         let syncing = if sync_line.contains("recovery") {
             Some("recovering")
         } else if sync_line.contains("reshape") {
@@ -187,8 +154,7 @@ fn parse_mdstat(text: &str) -> Result<Vec<MdStat>, String> {
         } else if sync_line.contains("PENDING") || sync_line.contains("DELAYED") {
             0
         } else {
-            synced_blocks(sync_line)
-                .map_err(|e| format!("cannot parse sync line of md device {name:?}: {e}"))?
+            synced_blocks(sync_line).map_err(|e| format!("cannot parse sync line of md device {name:?}: {e}"))?
         };
         let activity = syncing.unwrap_or(fields[2]);
         out.push(MdStat {
@@ -208,12 +174,7 @@ fn parse_mdstat(text: &str) -> Result<Vec<MdStat>, String> {
 /// `(active, total, size)` from an array's device line and status line.
 fn status(device_line: &str, status_line: &str) -> Result<(i64, i64, i64), String> {
     let bad = || format!("unexpected status line {status_line:?}");
-    let size: i64 = status_line
-        .split_whitespace()
-        .next()
-        .ok_or_else(bad)?
-        .parse()
-        .map_err(|_| bad())?;
+    let size: i64 = status_line.split_whitespace().next().ok_or_else(bad)?.parse().map_err(|_| bad())?;
     if device_line.contains("raid0") || device_line.contains("linear") {
         // Only member disks carry a `[n]` on these lines.
         let total = device_line.matches('[').count() as i64;
@@ -231,19 +192,13 @@ fn status(device_line: &str, status_line: &str) -> Result<(i64, i64, i64), Strin
 /// The synced block count of a `recovery`/`resync`/`check` line; the percentage, finish time
 /// and speed must parse too, as procfs requires.
 fn synced_blocks(line: &str) -> Result<i64, String> {
-    let caps = SYNC_BLOCKS_RE
-        .captures(line)
-        .ok_or("no (synced/total) blocks")?;
+    let caps = SYNC_BLOCKS_RE.captures(line).ok_or("no (synced/total) blocks")?;
     let (synced, total) = caps[1].split_once('/').ok_or("no (synced/total) blocks")?;
     let synced: i64 = synced.parse().map_err(|e| format!("synced blocks: {e}"))?;
-    total
-        .parse::<i64>()
-        .map_err(|e| format!("total blocks: {e}"))?;
-    for (re, what, trim) in [
-        (&SYNC_PCT_RE, "percentage", true),
-        (&SYNC_FINISH_RE, "finish time", false),
-        (&SYNC_SPEED_RE, "speed", false),
-    ] {
+    total.parse::<i64>().map_err(|e| format!("total blocks: {e}"))?;
+    for (re, what, trim) in
+        [(&SYNC_PCT_RE, "percentage", true), (&SYNC_FINISH_RE, "finish time", false), (&SYNC_SPEED_RE, "speed", false)]
+    {
         let caps = re.captures(line).ok_or_else(|| format!("no {what}"))?;
         let v = if trim { caps[1].trim() } else { &caps[1] };
         v.parse::<f64>().map_err(|e| format!("{what} {v:?}: {e}"))?;
@@ -280,16 +235,10 @@ impl Mdadm {
                 _ => raid_disks(&read_string(&dir.join("raid_disks"))?),
             };
             let degraded = match level.as_str() {
-                "raid1" | "raid4" | "raid5" | "raid6" | "raid10" => {
-                    read_u64(&dir.join("degraded"))?
-                }
+                "raid1" | "raid4" | "raid5" | "raid6" | "raid10" => read_u64(&dir.join("degraded"))?,
                 _ => 0,
             };
-            out.push(SysMd {
-                device: name,
-                raid_disks,
-                degraded,
-            });
+            out.push(SysMd { device: name, raid_disks, degraded });
         }
         Ok(out)
     }
@@ -298,9 +247,7 @@ impl Mdadm {
 /// `raid_disks`: a plain count, or `current (previous)` while reshaping.
 fn raid_disks(text: &str) -> Option<u64> {
     let t = text.trim();
-    t.parse()
-        .ok()
-        .or_else(|| t.split_once(' ').and_then(|(n, _)| n.parse().ok()))
+    t.parse().ok().or_else(|| t.split_once(' ').and_then(|(n, _)| n.parse().ok()))
 }
 
 #[cfg(test)]
@@ -336,12 +283,7 @@ mod tests {
             parse_mdstat(text).unwrap(),
             [
                 md("md6", "recovering", [1, 2, 1, 1], [195_310_144, 16_775_552]),
-                md(
-                    "md7",
-                    "active",
-                    [3, 4, 1, 0],
-                    [7_813_735_424, 7_813_735_424]
-                ),
+                md("md7", "active", [3, 4, 1, 0], [7_813_735_424, 7_813_735_424]),
                 md("md11", "resyncing", [2, 2, 0, 0], [4_190_208, 0]),
                 md("md4", "inactive", [0, 0, 1, 1], [4_883_648, 4_883_648]),
                 md("md120", "active", [2, 2, 0, 0], [2_095_104, 2_095_104]),
@@ -351,35 +293,15 @@ mod tests {
 
     #[test]
     fn rejects_what_procfs_rejects() {
-        assert!(
-            parse_mdstat("md0 : active\n")
-                .unwrap_err()
-                .contains("too few lines")
-        );
-        assert!(
-            parse_mdstat("md0 :\n\n\n\n")
-                .unwrap_err()
-                .contains("3+ fields")
-        );
+        assert!(parse_mdstat("md0 : active\n").unwrap_err().contains("too few lines"));
+        assert!(parse_mdstat("md0 :\n\n\n\n").unwrap_err().contains("3+ fields"));
         let bad_status = "md0 : active raid1 sda[0]\n   x blocks [2/2] [UU]\n\n\n";
-        assert!(
-            parse_mdstat(bad_status)
-                .unwrap_err()
-                .contains("status line")
-        );
+        assert!(parse_mdstat(bad_status).unwrap_err().contains("status line"));
         let no_counts = "md0 : active raid1 sda[0]\n   10 blocks super 1.2\n\n\n";
         assert!(parse_mdstat(no_counts).unwrap_err().contains("status line"));
-        let bad_sync =
-            "md0 : active raid1 sda[0]\n   10 blocks [2/2] [UU]\n   resync = 1% (1/10)\n\n";
-        assert!(
-            parse_mdstat(bad_sync).unwrap_err().contains("finish time"),
-            "{:?}",
-            parse_mdstat(bad_sync)
-        );
-        assert_eq!(
-            parse_mdstat("Personalities : \nunused devices: <none>\n").unwrap(),
-            []
-        );
+        let bad_sync = "md0 : active raid1 sda[0]\n   10 blocks [2/2] [UU]\n   resync = 1% (1/10)\n\n";
+        assert!(parse_mdstat(bad_sync).unwrap_err().contains("finish time"), "{:?}", parse_mdstat(bad_sync));
+        assert_eq!(parse_mdstat("Personalities : \nunused devices: <none>\n").unwrap(), []);
     }
 
     #[test]
@@ -392,14 +314,8 @@ mod tests {
 
     #[test]
     fn missing_mdstat_is_no_data() {
-        let c = Mdadm {
-            mdstat: "/nonexistent/mdstat".into(),
-            sys_block: "/nonexistent".into(),
-        };
-        assert!(matches!(
-            c.collect(&mut Sink::new()),
-            Err(CollectError::NoData)
-        ));
+        let c = Mdadm { mdstat: "/nonexistent/mdstat".into(), sys_block: "/nonexistent".into() };
+        assert!(matches!(c.collect(&mut Sink::new()), Err(CollectError::NoData)));
     }
 }
 

@@ -39,16 +39,10 @@ fn parse_line(line: &[u8]) -> Result<Mount, String> {
     let fields: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
     let n = fields.len();
     if n < 10 {
-        return Err(format!(
-            "too few fields in mount string: {}",
-            String::from_utf8_lossy(line)
-        ));
+        return Err(format!("too few fields in mount string: {}", String::from_utf8_lossy(line)));
     }
     if fields[n - 4] != b"-" {
-        return Err(format!(
-            "couldn't find separator in expected field: {}",
-            String::from_utf8_lossy(fields[n - 4])
-        ));
+        return Err(format!("couldn't find separator in expected field: {}", String::from_utf8_lossy(fields[n - 4])));
     }
     for (what, f) in [("mount ID", fields[0]), ("parent ID", fields[1])] {
         if go_atoi(f).is_none() {
@@ -60,9 +54,7 @@ fn parse_line(line: &[u8]) -> Result<Mount, String> {
         .split_once(':')
         .and_then(|(a, b)| Some((go_atoi(a.as_bytes())?, go_atoi(b.as_bytes())?)))
         .ok_or_else(|| format!("malformed mount point MajorMinorVer: {major_minor:?}"))?;
-    let mountpoint = to_valid_utf8(fields[4])
-        .replace("\\040", " ")
-        .replace("\\011", "\t");
+    let mountpoint = to_valid_utf8(fields[4]).replace("\\040", " ").replace("\\011", "\t");
     let has = |opts: &[u8], want: &[u8]| opts.split(|&b| b == b',').any(|o| o == want);
     let (opts, super_opts) = (fields[5], fields[n - 1]);
     Ok(Mount {
@@ -103,10 +95,7 @@ mod tests {
 
     #[test]
     fn parses_optional_fields_and_options() {
-        let m = parse(
-            b"29 1 259:2 / / rw,relatime shared:1 master:2 - ext4 /dev/dm-2 errors=remount-ro\n",
-        )
-        .unwrap();
+        let m = parse(b"29 1 259:2 / / rw,relatime shared:1 master:2 - ext4 /dev/dm-2 errors=remount-ro\n").unwrap();
         assert_eq!(
             m,
             [Mount {
@@ -118,19 +107,14 @@ mod tests {
                 read_only: false,
             }]
         );
-        let m = parse(b"1128 67 253:0 /x /y rw,relatime - xfs /dev/mapper/rhel-root rw,seclabel")
-            .unwrap();
-        assert_eq!(
-            (m[0].mountpoint.as_str(), m[0].fs_type.as_str()),
-            ("/y", "xfs")
-        );
+        let m = parse(b"1128 67 253:0 /x /y rw,relatime - xfs /dev/mapper/rhel-root rw,seclabel").unwrap();
+        assert_eq!((m[0].mountpoint.as_str(), m[0].fs_type.as_str()), ("/y", "xfs"));
     }
 
     #[test]
     fn read_only_from_mount_or_super_options() {
-        let ro = |opts: &str, sup: &str| {
-            parse(format!("1 1 0:1 / /m {opts} - t d {sup}").as_bytes()).unwrap()[0].read_only
-        };
+        let ro =
+            |opts: &str, sup: &str| parse(format!("1 1 0:1 / /m {opts} - t d {sup}").as_bytes()).unwrap()[0].read_only;
         assert!(!ro("rw,nosuid,nodev,noexec,relatime", "rw,devices"));
         assert!(ro("ro,relatime", "rw,fd=22,pgrp=1,timeout=300"));
         assert!(ro("rw,user_id=1000", "ro"));
@@ -141,21 +125,9 @@ mod tests {
     #[test]
     fn malformed_lines_fail_the_file() {
         assert!(parse(b"1 2 3\n").unwrap_err().contains("too few fields"));
-        assert!(
-            parse(b"1 1 0:1 / /m rw x - t d rw extra\n")
-                .unwrap_err()
-                .contains("separator")
-        );
-        assert!(
-            parse(b"x 1 0:1 / /m rw - t d rw\n")
-                .unwrap_err()
-                .contains("mount ID")
-        );
-        assert!(
-            parse(b"1 1 nope / /m rw - t d rw\n")
-                .unwrap_err()
-                .contains("MajorMinorVer")
-        );
+        assert!(parse(b"1 1 0:1 / /m rw x - t d rw extra\n").unwrap_err().contains("separator"));
+        assert!(parse(b"x 1 0:1 / /m rw - t d rw\n").unwrap_err().contains("mount ID"));
+        assert!(parse(b"1 1 nope / /m rw - t d rw\n").unwrap_err().contains("MajorMinorVer"));
         assert!(parse(b"1 1 0:1 / /m rw - t d rw\n\n1 1 0:1 / /n rw - t d rw\n").is_err());
     }
 

@@ -13,14 +13,7 @@ use crate::testutil::{conformance_dir, fixture_ctx};
 /// A `statfs` that answers the same numbers for every path.
 fn fixed_stat() -> StatFn {
     Arc::new(|_: &Path| {
-        Ok(FsStats {
-            block_size: 4096,
-            blocks: 1000,
-            blocks_free: 500,
-            blocks_avail: 400,
-            files: 100,
-            files_free: 60,
-        })
+        Ok(FsStats { block_size: 4096, blocks: 1000, blocks_free: 500, blocks_avail: 400, files: 100, files_free: 60 })
     })
 }
 
@@ -30,11 +23,7 @@ fn mountpoints(procfs: PathBuf, rootfs: &str) -> BTreeSet<String> {
     ctx.paths.procfs = procfs;
     ctx.paths.rootfs = rootfs.into();
     let c = Filesystem::new(&ctx, fixed_stat()).unwrap();
-    c.mounts()
-        .unwrap()
-        .into_iter()
-        .map(|m| m.mountpoint)
-        .collect()
+    c.mounts().unwrap().into_iter().map(|m| m.mountpoint).collect()
 }
 
 /// Runs one scrape and returns the exposition text.
@@ -101,14 +90,7 @@ fn falls_back_to_self_mountinfo_when_pid1_is_hidden() {
 #[test]
 fn rootfs_prefix_is_stripped_from_mountpoints() {
     let got = mountpoints(conformance_dir().join("fixtures_bindmount/proc"), "/host");
-    let want = [
-        "/",
-        "/media/volume1",
-        "/media/volume2",
-        "/dev/shm",
-        "/run/lock",
-        "/sys/fs/cgroup",
-    ];
+    let want = ["/", "/media/volume1", "/media/volume2", "/dev/shm", "/run/lock", "/sys/fs/cgroup"];
     assert_eq!(got, want.into_iter().map(String::from).collect());
 }
 
@@ -118,10 +100,7 @@ fn missing_mountinfo_is_an_error() {
     ctx.paths.procfs = "/nonexistent/proc".into();
     let c = Filesystem::new(&ctx, fixed_stat()).unwrap();
     let err = c.collect(&mut Sink::new()).unwrap_err();
-    assert!(
-        err.to_string().contains("/nonexistent/proc/self/mountinfo"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("/nonexistent/proc/self/mountinfo"), "{err}");
 }
 
 #[test]
@@ -133,22 +112,11 @@ fn default_filters_and_metrics_on_fixture() {
     let devices: BTreeSet<&str> = text
         .lines()
         .filter_map(|l| l.strip_prefix("node_filesystem_readonly{"))
-        .map(|l| {
-            l.split("mountpoint=\"")
-                .nth(1)
-                .unwrap()
-                .split('"')
-                .next()
-                .unwrap()
-        })
+        .map(|l| l.split("mountpoint=\"").nth(1).unwrap().split('"').next().unwrap())
         .collect();
     // /dev, /proc, /sys, docker/containers storage and pseudo file systems are excluded.
     assert_eq!(devices.len(), 8, "{devices:?}");
-    assert!(
-        devices.contains("/")
-            && devices.contains("/boot")
-            && devices.contains("/run/user/1000/gvfs")
-    );
+    assert!(devices.contains("/") && devices.contains("/boot") && devices.contains("/run/user/1000/gvfs"));
     for line in [
         "node_filesystem_size_bytes{device=\"/dev/dm-2\",device_error=\"\",fstype=\"ext4\",mountpoint=\"/\"} 4.096e+06",
         "node_filesystem_free_bytes{device=\"/dev/dm-2\",device_error=\"\",fstype=\"ext4\",mountpoint=\"/\"} 2.048e+06",
@@ -169,28 +137,20 @@ fn default_filters_and_metrics_on_fixture() {
 fn statfs_errors_are_reported_per_mount() {
     let mut ctx = fixture_ctx(&[(MP_INCLUDE, Value::Str("^/(boot|run)$".into()))]);
     ctx.paths.rootfs = "/".into();
-    let stat: StatFn = Arc::new(|p: &Path| {
-        if p == Path::new("/boot") {
-            Err(io::Error::from_raw_os_error(13))
-        } else {
-            fixed_stat()(p)
-        }
-    });
+    let stat: StatFn =
+        Arc::new(
+            |p: &Path| {
+                if p == Path::new("/boot") { Err(io::Error::from_raw_os_error(13)) } else { fixed_stat()(p) }
+            },
+        );
     let text = scrape(&Filesystem::new(&ctx, stat).unwrap());
     let boot = "{device=\"/dev/sda3\",device_error=\"permission denied\",fstype=\"ext2\",mountpoint=\"/boot\"}";
-    assert!(
-        text.contains(&format!("node_filesystem_device_error{boot} 1")),
-        "{text}"
-    );
-    assert!(
-        text.contains(&format!("node_filesystem_readonly{boot} 0")),
-        "{text}"
-    );
-    assert!(
-        !text.contains("node_filesystem_size_bytes{device=\"/dev/sda3\""),
-        "{text}"
-    );
-    assert!(text.contains("node_filesystem_size_bytes{device=\"tmpfs\",device_error=\"\",fstype=\"tmpfs\",mountpoint=\"/run\"}"));
+    assert!(text.contains(&format!("node_filesystem_device_error{boot} 1")), "{text}");
+    assert!(text.contains(&format!("node_filesystem_readonly{boot} 0")), "{text}");
+    assert!(!text.contains("node_filesystem_size_bytes{device=\"/dev/sda3\""), "{text}");
+    assert!(text.contains(
+        "node_filesystem_size_bytes{device=\"tmpfs\",device_error=\"\",fstype=\"tmpfs\",mountpoint=\"/run\"}"
+    ));
 }
 
 #[test]
@@ -203,14 +163,8 @@ fn include_flags_replace_default_excludes() {
     let ctx = fixture_ctx(&[(MP_INCLUDE, s("^/run")), (MP_EXCLUDE, s("^/x"))]);
     assert!(Filesystem::new(&ctx, fixed_stat()).is_err());
     let ctx = fixture_ctx(&[(TIMEOUT, s("5 parsecs"))]);
-    let err = Filesystem::new(&ctx, fixed_stat())
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(
-        err.contains("--collector.filesystem.mount-timeout"),
-        "{err}"
-    );
+    let err = Filesystem::new(&ctx, fixed_stat()).err().unwrap().to_string();
+    assert!(err.contains("--collector.filesystem.mount-timeout"), "{err}");
 }
 
 #[test]
@@ -221,14 +175,8 @@ fn go_durations_and_errors() {
     assert_eq!(parse_go_duration("0"), Some(Duration::ZERO));
     assert_eq!(parse_go_duration("5"), None);
     assert_eq!(parse_go_duration(""), None);
-    assert_eq!(
-        go_error_string(&io::Error::from_raw_os_error(2)),
-        "no such file or directory"
-    );
-    assert_eq!(
-        go_error_string(&io::Error::from_raw_os_error(5)),
-        "input/output error"
-    );
+    assert_eq!(go_error_string(&io::Error::from_raw_os_error(2)), "no such file or directory");
+    assert_eq!(go_error_string(&io::Error::from_raw_os_error(5)), "input/output error");
 }
 
 /// A temporary procfs holding `proc/1/mountinfo` with `text`.
@@ -264,29 +212,15 @@ fn stuck_mount_does_not_block_scrape() {
 
     let t = Instant::now();
     let text = scrape(&c);
-    assert!(
-        t.elapsed() < Duration::from_millis(900),
-        "first scrape took {:?}",
-        t.elapsed()
-    );
+    assert!(t.elapsed() < Duration::from_millis(900), "first scrape took {:?}", t.elapsed());
     assert!(text.contains(stuck_line), "{text}");
-    assert!(
-        !text.contains("node_filesystem_size_bytes{device=\"srv:/x\""),
-        "{text}"
-    );
-    assert!(
-        text.contains("node_filesystem_size_bytes{device=\"/dev/sda2\""),
-        "{text}"
-    );
+    assert!(!text.contains("node_filesystem_size_bytes{device=\"srv:/x\""), "{text}");
+    assert!(text.contains("node_filesystem_size_bytes{device=\"/dev/sda2\""), "{text}");
 
     // While stuck, the mount is skipped without a new statfs and without waiting.
     let t = Instant::now();
     let text = scrape(&c);
-    assert!(
-        t.elapsed() < Duration::from_millis(90),
-        "second scrape took {:?}",
-        t.elapsed()
-    );
+    assert!(t.elapsed() < Duration::from_millis(90), "second scrape took {:?}", t.elapsed());
     assert!(text.contains(stuck_line), "{text}");
     assert_eq!(stuck_calls.load(Ordering::SeqCst), 1);
 
@@ -294,10 +228,7 @@ fn stuck_mount_does_not_block_scrape() {
     release.send(()).unwrap();
     let t = Instant::now();
     while c.stuck.lock().unwrap().contains("/stuck") {
-        assert!(
-            t.elapsed() < Duration::from_secs(5),
-            "mount never recovered"
-        );
+        assert!(t.elapsed() < Duration::from_secs(5), "mount never recovered");
         std::thread::sleep(Duration::from_millis(5));
     }
     let text = scrape(&c);
