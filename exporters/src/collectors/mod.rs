@@ -6,6 +6,7 @@ mod diskstats;
 mod filesystem;
 mod loadavg;
 mod mdadm;
+mod textfile;
 
 /// Every collector the agent knows, in any order (flags and output are sorted by name).
 pub static ALL: &[&Def] = &[
@@ -13,4 +14,5 @@ pub static ALL: &[&Def] = &[
     &filesystem::DEF,
     &loadavg::DEF,
     &mdadm::DEF,
+    &textfile::DEF,
 ];
