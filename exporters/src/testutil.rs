@@ -128,9 +128,15 @@ pub fn select_lines(text: &str, pick: &dyn Fn(&str) -> bool) -> Vec<String> {
 /// Asserts that collector `name` on the fixtures prints exactly the e2e lines of the
 /// families selected by `pick` (and nothing else).
 pub fn assert_matches_e2e(name: &str, pick: &dyn Fn(&str) -> bool) {
+    assert_matches_e2e_mapped(name, pick, &str::to_owned);
+}
+
+/// Like [`assert_matches_e2e`], with `map` applied to our output first (e.g. to print the
+/// absolute fixture paths our run uses as upstream's relative ones).
+pub fn assert_matches_e2e_mapped(name: &str, pick: &dyn Fn(&str) -> bool, map: &dyn Fn(&str) -> String) {
     let expected_text = std::fs::read_to_string(fixtures().join("e2e-output.txt")).expect("e2e-output.txt");
     let expected = select_lines(&expected_text, pick);
-    let ours_text = run_on_fixtures(name);
+    let ours_text = map(&run_on_fixtures(name));
     let ours: Vec<String> = ours_text.lines().filter(|l| !upstream_filtered(l)).map(str::to_owned).collect();
     if expected != ours {
         let missing: Vec<_> = expected.iter().filter(|l| !ours.contains(l)).collect();

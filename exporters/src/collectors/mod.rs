@@ -12,6 +12,7 @@ mod netclass;
 mod netdev;
 mod netstat;
 mod sockstat;
+mod textfile;
 mod udp_queues;
 
 /// Every collector the agent knows, in any order (flags and output are sorted by name).
@@ -26,5 +27,6 @@ pub static ALL: &[&Def] = &[
     &netdev::DEF,
     &netstat::DEF,
     &sockstat::DEF,
+    &textfile::DEF,
     &udp_queues::DEF,
 ];
