@@ -39,10 +39,7 @@ pub static DEF: Def = Def {
             "" => ctx.list(DIRECTORY).to_vec(),
             one => vec![one.to_owned()],
         };
-        Ok(Box::new(TextFile {
-            dirs,
-            fixed_mtime: None,
-        }))
+        Ok(Box::new(TextFile { dirs, fixed_mtime: None }))
     },
 };
 
@@ -81,10 +78,8 @@ impl Collector for TextFile {
         for dir in self.dirs.iter().flat_map(|g| glob_or_literal(g)) {
             let entries = match std::fs::read_dir(&dir) {
                 Ok(rd) => {
-                    let mut names: Vec<String> = rd
-                        .filter_map(Result::ok)
-                        .map(|e| e.file_name().to_string_lossy().into_owned())
-                        .collect();
+                    let mut names: Vec<String> =
+                        rd.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
                     names.sort();
                     names
                 }
@@ -119,10 +114,7 @@ impl Collector for TextFile {
                     if has_help {
                         help_of.insert(fam.name.clone(), (fam.help.clone(), None));
                     }
-                    files_of
-                        .entry(fam.name.clone())
-                        .or_default()
-                        .push(path.clone());
+                    files_of.entry(fam.name.clone()).or_default().push(path.clone());
                     parsed.push(FileFamily { fam, has_help });
                 }
                 mtimes.insert(path, self.fixed_mtime.unwrap_or(mtime));
@@ -132,12 +124,8 @@ impl Collector for TextFile {
         let mut gate = Gate::default();
         for FileFamily { mut fam, has_help } in parsed {
             if !has_help {
-                fam.help = format!(
-                    "Metric read from {}",
-                    files_of
-                        .get(&fam.name)
-                        .map_or(String::new(), |f| f.join(", "))
-                );
+                fam.help =
+                    format!("Metric read from {}", files_of.get(&fam.name).map_or(String::new(), |f| f.join(", ")));
             }
             emit_family(out, &mut gate, &fam);
         }
@@ -159,10 +147,7 @@ impl Collector for TextFile {
 }
 
 /// Whether a directory entry is read: node_exporter matches the suffix case-sensitively.
-#[expect(
-    clippy::case_sensitive_file_extension_comparisons,
-    reason = "as node_exporter"
-)]
+#[expect(clippy::case_sensitive_file_extension_comparisons, reason = "as node_exporter")]
 fn is_prom(name: &str) -> bool {
     name.ends_with(".prom")
 }
@@ -170,26 +155,15 @@ fn is_prom(name: &str) -> bool {
 /// Reads and parses one file: its mtime (whole seconds) and families. Client-side
 /// timestamps make the whole file an error.
 fn read_file(path: &str) -> Result<(f64, Vec<MetricFamily>), String> {
-    let mut f = std::fs::File::open(path)
-        .map_err(|e| format!("failed to open textfile data file {path:?}: {e}"))?;
+    let mut f = std::fs::File::open(path).map_err(|e| format!("failed to open textfile data file {path:?}: {e}"))?;
     let mut text = String::new();
-    f.read_to_string(&mut text)
-        .map_err(|e| format!("failed to read textfile data file {path:?}: {e}"))?;
-    let families = parse_text(&text)
-        .map_err(|e| format!("failed to parse textfile data from {path:?}: {e}"))?;
-    if families
-        .iter()
-        .any(|f| f.samples.iter().any(|s| s.timestamp_ms.is_some()))
-    {
-        return Err(format!(
-            "textfile {path:?} contains unsupported client-side timestamps, skipping entire file"
-        ));
+    f.read_to_string(&mut text).map_err(|e| format!("failed to read textfile data file {path:?}: {e}"))?;
+    let families = parse_text(&text).map_err(|e| format!("failed to parse textfile data from {path:?}: {e}"))?;
+    if families.iter().any(|f| f.samples.iter().any(|s| s.timestamp_ms.is_some())) {
+        return Err(format!("textfile {path:?} contains unsupported client-side timestamps, skipping entire file"));
     }
     // Stat only after parsing, so that a broken file does not look fresh.
-    let modified = f
-        .metadata()
-        .and_then(|m| m.modified())
-        .map_err(|e| format!("failed to stat {path:?}: {e}"))?;
+    let modified = f.metadata().and_then(|m| m.modified()).map_err(|e| format!("failed to stat {path:?}: {e}"))?;
     let secs = match modified.duration_since(std::time::UNIX_EPOCH) {
         Ok(d) => d.as_secs() as f64,
         Err(e) => -(e.duration().as_secs() as f64),
@@ -208,10 +182,7 @@ struct Gate {
 impl Gate {
     /// True when a metric of `fam` with `labels` may be reported.
     fn admit(&mut self, fam: &MetricFamily, labels: &[Label]) -> bool {
-        let meta = self
-            .meta
-            .entry(fam.name.clone())
-            .or_insert_with(|| (fam.help.clone(), fam.kind));
+        let meta = self.meta.entry(fam.name.clone()).or_insert_with(|| (fam.help.clone(), fam.kind));
         if meta.0 != fam.help || meta.1 != fam.kind {
             tracing::warn!(metric = %fam.name, "metric has different help or type than an earlier one of the same name, dropped");
             return false;
@@ -250,11 +221,7 @@ fn emit_family(out: &mut Sink, gate: &mut Gate, fam: &MetricFamily) {
         }
     }
     let fill = |labels: &[Label]| -> Vec<Label> {
-        let mut l: Vec<Label> = labels
-            .iter()
-            .filter(|(n, _)| n != special)
-            .cloned()
-            .collect();
+        let mut l: Vec<Label> = labels.iter().filter(|(n, _)| n != special).cloned().collect();
         for n in &names {
             if !l.iter().any(|(k, _)| k == n) {
                 l.push(((*n).to_owned(), String::new()));
@@ -281,10 +248,7 @@ fn emit_family(out: &mut Sink, gate: &mut Gate, fam: &MetricFamily) {
     for s in &fam.samples {
         let labels = fill(&s.labels);
         let i = *index.entry(labels.clone()).or_insert_with(|| {
-            groups.push(Group {
-                labels,
-                ..Group::default()
-            });
+            groups.push(Group { labels, ..Group::default() });
             groups.len() - 1
         });
         let g = &mut groups[i];
@@ -292,11 +256,7 @@ fn emit_family(out: &mut Sink, gate: &mut Gate, fam: &MetricFamily) {
             Suffix::Sum => g.sum = s.value,
             Suffix::Count => g.count = s.value,
             _ => {
-                let Some(at) = s
-                    .labels
-                    .iter()
-                    .find(|(n, _)| n == special)
-                    .and_then(|(_, v)| parse::parse_float(v))
+                let Some(at) = s.labels.iter().find(|(n, _)| n == special).and_then(|(_, v)| parse::parse_float(v))
                 else {
                     continue;
                 };
@@ -325,39 +285,16 @@ fn emit_family(out: &mut Sink, gate: &mut Gate, fam: &MetricFamily) {
             // client_golang keeps a summary's count as an unsigned integer.
             g.count = g.count.trunc().max(0.0);
         }
-        let (suffix, name) = if fam.kind == MetricType::Histogram {
-            (Suffix::Bucket, "le")
-        } else {
-            (Suffix::None, "quantile")
-        };
+        let (suffix, name) =
+            if fam.kind == MetricType::Histogram { (Suffix::Bucket, "le") } else { (Suffix::None, "quantile") };
         for (at, v) in &g.points {
             let mut labels = g.labels.clone();
             labels.push((name.to_owned(), go_float(*at)));
-            out.push_sample(
-                &fam.name,
-                &fam.help,
-                fam.kind,
-                Sample {
-                    suffix,
-                    labels,
-                    value: *v,
-                    timestamp_ms: None,
-                },
-            );
+            out.push_sample(&fam.name, &fam.help, fam.kind, Sample { suffix, labels, value: *v, timestamp_ms: None });
         }
         for (suffix, value) in [(Suffix::Sum, g.sum), (Suffix::Count, g.count)] {
             let labels = g.labels.clone();
-            out.push_sample(
-                &fam.name,
-                &fam.help,
-                fam.kind,
-                Sample {
-                    suffix,
-                    labels,
-                    value,
-                    timestamp_ms: None,
-                },
-            );
+            out.push_sample(&fam.name, &fam.help, fam.kind, Sample { suffix, labels, value, timestamp_ms: None });
         }
     }
 }
@@ -404,11 +341,7 @@ fn glob_or_literal(pattern: &str) -> Vec<String> {
 /// `None` for a malformed pattern.
 fn glob(pattern: &str) -> Option<Vec<String>> {
     if !pattern.contains(['*', '?', '[', '\\']) {
-        return Some(if std::fs::symlink_metadata(pattern).is_ok() {
-            vec![pattern.to_owned()]
-        } else {
-            Vec::new()
-        });
+        return Some(if std::fs::symlink_metadata(pattern).is_ok() { vec![pattern.to_owned()] } else { Vec::new() });
     }
     let (dir, file) = match pattern.rfind('/') {
         Some(i) => (&pattern[..=i], &pattern[i + 1..]),
@@ -418,29 +351,19 @@ fn glob(pattern: &str) -> Option<Vec<String>> {
         "" => ".".to_owned(),
         d => go_clean(d),
     };
-    let dirs = if dir.contains(['*', '?', '[', '\\']) {
-        glob(dir.trim_end_matches('/'))?
-    } else {
-        vec![clean_dir]
-    };
+    let dirs = if dir.contains(['*', '?', '[', '\\']) { glob(dir.trim_end_matches('/'))? } else { vec![clean_dir] };
     glob_match(file, "")?; // validate the pattern even when no directory exists
     let mut out = Vec::new();
     for d in dirs {
         let Ok(rd) = std::fs::read_dir(&d) else {
             continue;
         };
-        let mut names: Vec<String> = rd
-            .filter_map(Result::ok)
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
+        let mut names: Vec<String> =
+            rd.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
         names.sort();
         for n in names {
             if glob_match(file, &n)? {
-                out.push(if dir.is_empty() {
-                    n
-                } else {
-                    format!("{}/{n}", d.trim_end_matches('/'))
-                });
+                out.push(if dir.is_empty() { n } else { format!("{}/{n}", d.trim_end_matches('/')) });
             }
         }
     }
@@ -473,9 +396,7 @@ fn match_here(p: &[char], n: &[char]) -> bool {
             (Some(_), Some((true, used))) => match_here(&p[1 + used..], &n[1..]),
             _ => false,
         },
-        Some('\\') => {
-            p.get(1).is_some_and(|c| n.first() == Some(c)) && match_here(&p[2..], &n[1..])
-        }
+        Some('\\') => p.get(1).is_some_and(|c| n.first() == Some(c)) && match_here(&p[2..], &n[1..]),
         Some(c) => n.first() == Some(c) && match_here(&p[1..], &n[1..]),
     }
 }
@@ -525,13 +446,8 @@ mod conformance {
     #[test]
     fn matches_upstream_e2e() {
         // Upstream ran from the repository root with a relative directory.
-        let root = format!(
-            "{}/",
-            super::go_clean(&crate::testutil::fixtures().to_string_lossy())
-        );
+        let root = format!("{}/", super::go_clean(&crate::testutil::fixtures().to_string_lossy()));
         let pick = |f: &str| f.starts_with("node_textfile_") || f.starts_with("testmetric");
-        crate::testutil::assert_matches_e2e_mapped("textfile", &pick, &|s| {
-            s.replace(&root, "collector/fixtures/")
-        });
+        crate::testutil::assert_matches_e2e_mapped("textfile", &pick, &|s| s.replace(&root, "collector/fixtures/"));
     }
 }

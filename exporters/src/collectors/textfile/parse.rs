@@ -26,10 +26,7 @@ pub fn parse(text: &str) -> Result<Vec<MetricFamily>, String> {
         }
         p.line(line).map_err(|e| format!("line {no}: {e}"))?;
     }
-    Ok(p.families
-        .into_iter()
-        .filter(|f| !f.samples.is_empty())
-        .collect())
+    Ok(p.families.into_iter().filter(|f| !f.samples.is_empty()).collect())
 }
 
 /// Parser state: the families seen so far.
@@ -94,9 +91,7 @@ impl Parser {
             self.has_help[idx] = true;
         } else {
             if self.has_type[idx] {
-                return Err(format!(
-                    "second TYPE line for metric name {name:?}, or TYPE reported after samples"
-                ));
+                return Err(format!("second TYPE line for metric name {name:?}, or TYPE reported after samples"));
             }
             self.families[idx].kind = match text.to_ascii_uppercase().as_str() {
                 "COUNTER" => MetricType::Counter,
@@ -128,31 +123,20 @@ impl Parser {
             rest = Self::labels(r, kind, &mut labels, &mut special)?;
         }
         let (value, rest) = split_token(rest);
-        let value =
-            parse_float(value).ok_or_else(|| format!("expected float as value, got {value:?}"))?;
+        let value = parse_float(value).ok_or_else(|| format!("expected float as value, got {value:?}"))?;
         let timestamp_ms = if rest.is_empty() {
             None
         } else {
             let (ts, tail) = split_token(rest.trim_start_matches([' ', '\t']));
-            let ts = ts
-                .parse::<i64>()
-                .map_err(|_| format!("expected integer as timestamp, got {ts:?}"))?;
+            let ts = ts.parse::<i64>().map_err(|_| format!("expected integer as timestamp, got {ts:?}"))?;
             if !tail.is_empty() {
                 return Err(format!("spurious string after timestamp: {tail:?}"));
             }
             Some(ts)
         };
         let suffix = match (kind, part, &special) {
-            (
-                MetricType::Summary | MetricType::Histogram | MetricType::GaugeHistogram,
-                Part::Sum,
-                _,
-            ) => Suffix::Sum,
-            (
-                MetricType::Summary | MetricType::Histogram | MetricType::GaugeHistogram,
-                Part::Count,
-                _,
-            ) => Suffix::Count,
+            (MetricType::Summary | MetricType::Histogram | MetricType::GaugeHistogram, Part::Sum, _) => Suffix::Sum,
+            (MetricType::Summary | MetricType::Histogram | MetricType::GaugeHistogram, Part::Count, _) => Suffix::Count,
             (MetricType::Histogram | MetricType::GaugeHistogram, _, Some(_)) => Suffix::Bucket,
             (MetricType::Summary, _, None) => {
                 return Err(format!("summary sample {name:?} without quantile label"));
@@ -166,12 +150,7 @@ impl Parser {
         if suffix == Suffix::None || suffix == Suffix::Bucket {
             labels.extend(special);
         }
-        self.families[idx].samples.push(Sample {
-            suffix,
-            labels,
-            value,
-            timestamp_ms,
-        });
+        self.families[idx].samples.push(Sample { suffix, labels, value, timestamp_ms });
         Ok(())
     }
 
@@ -192,15 +171,10 @@ impl Parser {
                 return Err("invalid label name".into());
             }
             let r = r.trim_start_matches([' ', '\t']);
-            let r = r
-                .strip_prefix('=')
-                .ok_or_else(|| format!("expected '=' after label name {name:?}"))?;
+            let r = r.strip_prefix('=').ok_or_else(|| format!("expected '=' after label name {name:?}"))?;
             let r = r.trim_start_matches([' ', '\t']);
-            let r = r
-                .strip_prefix('"')
-                .ok_or("expected '\"' at start of label value")?;
-            let end =
-                value_end(r).ok_or_else(|| format!("unterminated value of label {name:?}"))?;
+            let r = r.strip_prefix('"').ok_or("expected '\"' at start of label value")?;
+            let end = value_end(r).ok_or_else(|| format!("unterminated value of label {name:?}"))?;
             let value = unescape(&r[..end], false)?;
             rest = &r[end + 1..];
             if name == "__name__" {
@@ -212,9 +186,8 @@ impl Parser {
                 _ => false,
             };
             if is_special {
-                parse_float(&value).ok_or_else(|| {
-                    format!("expected float as value for {name:?} label, got {value:?}")
-                })?;
+                parse_float(&value)
+                    .ok_or_else(|| format!("expected float as value for {name:?} label, got {value:?}"))?;
                 *special = Some((name.to_owned(), value));
             } else if labels.iter().any(|(n, _)| n == name) {
                 return Err(format!("duplicate label names for metric, {name:?}"));
@@ -225,10 +198,7 @@ impl Parser {
             if let Some(r) = rest.strip_prefix(',') {
                 rest = r;
             } else if !rest.starts_with('}') {
-                return Err(format!(
-                    "unexpected end of label value {:?}",
-                    labels.last().map_or("", |l| l.1.as_str())
-                ));
+                return Err(format!("unexpected end of label value {:?}", labels.last().map_or("", |l| l.1.as_str())));
             }
         }
     }
@@ -262,8 +232,7 @@ impl Parser {
             }
         }
         self.index.insert(name.to_owned(), self.families.len());
-        self.families
-            .push(MetricFamily::new(name, "", MetricType::Untyped));
+        self.families.push(MetricFamily::new(name, "", MetricType::Untyped));
         self.has_help.push(false);
         self.has_type.push(false);
         (self.families.len() - 1, Part::Plain)
@@ -278,16 +247,9 @@ fn split_token(s: &str) -> (&str, &str) {
 /// The longest legacy metric (`[a-zA-Z_:][a-zA-Z0-9_:]*`) or label name at the start of `s`.
 fn take_name(s: &str, metric: bool) -> (&str, &str) {
     let ok = |i: usize, b: u8| {
-        b.is_ascii_alphabetic()
-            || b == b'_'
-            || (metric && b == b':')
-            || (i > 0 && b.is_ascii_digit())
+        b.is_ascii_alphabetic() || b == b'_' || (metric && b == b':') || (i > 0 && b.is_ascii_digit())
     };
-    let end = s
-        .bytes()
-        .enumerate()
-        .find(|&(i, b)| !ok(i, b))
-        .map_or(s.len(), |(i, _)| i);
+    let end = s.bytes().enumerate().find(|&(i, b)| !ok(i, b)).map_or(s.len(), |(i, _)| i);
     s.split_at(end)
 }
 
@@ -324,10 +286,7 @@ fn unescape(s: &str, help: bool) -> Result<String, String> {
             Some(other) => return Err(format!("invalid escape sequence '\\{other}'")),
             // A trailing backslash: expfmt keeps reading into the next line; we refuse.
             None => {
-                return Err(format!(
-                    "unterminated escape sequence in {}",
-                    if help { "HELP" } else { "label value" }
-                ));
+                return Err(format!("unterminated escape sequence in {}", if help { "HELP" } else { "label value" }));
             }
         }
     }
@@ -363,60 +322,29 @@ mod tests {
     #[test]
     fn untyped_samples_with_labels_and_timestamps() {
         let f = one("foo{b=\"x\\\"y\", a = \"1\",} 2.5e3 1441205977284\n");
-        assert_eq!(
-            (f.name.as_str(), f.kind, f.help.as_str()),
-            ("foo", MetricType::Untyped, "")
-        );
+        assert_eq!((f.name.as_str(), f.kind, f.help.as_str()), ("foo", MetricType::Untyped, ""));
         let s = &f.samples[0];
-        assert_eq!(
-            s.labels,
-            [("a".into(), "1".into()), ("b".into(), "x\"y".into())]
-        );
+        assert_eq!(s.labels, [("a".into(), "1".into()), ("b".into(), "x\"y".into())]);
         assert_eq!((s.value, s.timestamp_ms), (2500.0, Some(1_441_205_977_284)));
     }
 
     #[test]
     fn help_and_type_comments() {
-        let f = one(
-            "# HELP c_total Some \\\\ help\\nmore\n# TYPE c_total COUNTER\nc_total 1\n# random comment\n",
-        );
-        assert_eq!(
-            (f.kind, f.help.as_str()),
-            (MetricType::Counter, "Some \\ help\nmore")
-        );
+        let f = one("# HELP c_total Some \\\\ help\\nmore\n# TYPE c_total COUNTER\nc_total 1\n# random comment\n");
+        assert_eq!((f.kind, f.help.as_str()), (MetricType::Counter, "Some \\ help\nmore"));
         assert_eq!(one("# HELP x \n# TYPE x gauge\nx 1\n").help, "");
-        assert!(
-            parse("# TYPE x gauge\n").unwrap().is_empty(),
-            "families without samples are dropped"
-        );
+        assert!(parse("# TYPE x gauge\n").unwrap().is_empty(), "families without samples are dropped");
     }
 
     #[test]
     fn summaries_and_histograms_by_suffix() {
-        let f = one(
-            "# TYPE s summary\ns{quantile=\"0.5\",a=\"x\"} 1\ns_sum{a=\"x\"} 2\ns_count{a=\"x\"} 3\n",
-        );
-        let parts: Vec<_> = f
-            .samples
-            .iter()
-            .map(|s| (s.suffix, s.labels.len()))
-            .collect();
-        assert_eq!(
-            parts,
-            [(Suffix::None, 2), (Suffix::Sum, 1), (Suffix::Count, 1)]
-        );
-        assert_eq!(
-            f.samples[0].labels[1],
-            ("quantile".into(), "0.5".into()),
-            "quantile comes last"
-        );
+        let f = one("# TYPE s summary\ns{quantile=\"0.5\",a=\"x\"} 1\ns_sum{a=\"x\"} 2\ns_count{a=\"x\"} 3\n");
+        let parts: Vec<_> = f.samples.iter().map(|s| (s.suffix, s.labels.len())).collect();
+        assert_eq!(parts, [(Suffix::None, 2), (Suffix::Sum, 1), (Suffix::Count, 1)]);
+        assert_eq!(f.samples[0].labels[1], ("quantile".into(), "0.5".into()), "quantile comes last");
         let f = one("# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nh_sum 2\nh_count 1\n");
         assert_eq!(f.samples[0].suffix, Suffix::Bucket);
-        assert_eq!(
-            parse("# TYPE g gauge\ng 1\ng_sum 2\n").unwrap().len(),
-            2,
-            "g_sum is its own family"
-        );
+        assert_eq!(parse("# TYPE g gauge\ng 1\ng_sum 2\n").unwrap().len(), 2, "g_sum is its own family");
     }
 
     #[test]
@@ -436,10 +364,7 @@ mod tests {
             ("x 1\n# TYPE x gauge\n", "TYPE reported after samples"),
             ("# TYPE x foo\n", "unknown metric type"),
             ("# TYPE s summary\ns 1\n", "without quantile"),
-            (
-                "# TYPE s summary\ns{quantile=\"x\"} 1\n",
-                "for \"quantile\" label",
-            ),
+            ("# TYPE s summary\ns{quantile=\"x\"} 1\n", "for \"quantile\" label"),
             ("{\"utf8.name\"} 1\n", "quoted metric names"),
             ("0foo 1\n", "invalid metric name"),
         ] {

@@ -15,19 +15,14 @@ fn fixture_root() -> String {
 /// prints paths relative to the fixture root's parent, as upstream's test does.
 fn run(dirs: &[&str]) -> String {
     let root = fixture_root();
-    let c = TextFile {
-        dirs: dirs.iter().map(|d| format!("{root}/{d}")).collect(),
-        fixed_mtime: Some(1.0),
-    };
+    let c = TextFile { dirs: dirs.iter().map(|d| format!("{root}/{d}")).collect(), fixed_mtime: Some(1.0) };
     let mut sink = Sink::new();
     c.collect(&mut sink).unwrap();
     let mut fams = sink.into_families();
     normalize(&mut fams);
     let mut out = Vec::new();
     encode(&mut out, &fams, Format::Text);
-    String::from_utf8(out)
-        .unwrap()
-        .replace(&format!("{root}/"), "fixtures/")
+    String::from_utf8(out).unwrap().replace(&format!("{root}/"), "fixtures/")
 }
 
 /// Asserts the output for `dirs` equals upstream's `textfile/<case>.out`.
@@ -59,10 +54,7 @@ fn client_side_timestamp() {
 
 #[test]
 fn different_metric_types() {
-    assert_case(
-        &["textfile/different_metric_types"],
-        "different_metric_types",
-    );
+    assert_case(&["textfile/different_metric_types"], "different_metric_types");
 }
 
 #[test]
@@ -77,10 +69,7 @@ fn histogram() {
 
 #[test]
 fn histogram_extra_dimension() {
-    assert_case(
-        &["textfile/histogram_extra_dimension"],
-        "histogram_extra_dimension",
-    );
+    assert_case(&["textfile/histogram_extra_dimension"], "histogram_extra_dimension");
 }
 
 #[test]
@@ -90,21 +79,12 @@ fn summary() {
 
 #[test]
 fn summary_extra_dimension() {
-    assert_case(
-        &["textfile/summary_extra_dimension"],
-        "summary_extra_dimension",
-    );
+    assert_case(&["textfile/summary_extra_dimension"], "summary_extra_dimension");
 }
 
 #[test]
 fn glob_extra_dimension_two_directories() {
-    assert_case(
-        &[
-            "textfile/histogram_extra_dimension",
-            "textfile/summary_extra_dimension",
-        ],
-        "glob_extra_dimension",
-    );
+    assert_case(&["textfile/histogram_extra_dimension", "textfile/summary_extra_dimension"], "glob_extra_dimension");
 }
 
 #[test]
@@ -114,10 +94,7 @@ fn glob_extra_dimension_glob() {
 
 #[test]
 fn metrics_merge_empty_help() {
-    assert_case(
-        &["textfile/metrics_merge_empty_help"],
-        "metrics_merge_empty_help",
-    );
+    assert_case(&["textfile/metrics_merge_empty_help"], "metrics_merge_empty_help");
 }
 
 #[test]
@@ -127,18 +104,12 @@ fn metrics_merge_no_help() {
 
 #[test]
 fn metrics_merge_same_help() {
-    assert_case(
-        &["textfile/metrics_merge_same_help"],
-        "metrics_merge_same_help",
-    );
+    assert_case(&["textfile/metrics_merge_same_help"], "metrics_merge_same_help");
 }
 
 #[test]
 fn metrics_merge_different_help() {
-    assert_case(
-        &["textfile/metrics_merge_different_help"],
-        "metrics_merge_different_help",
-    );
+    assert_case(&["textfile/metrics_merge_different_help"], "metrics_merge_different_help");
 }
 
 /// A temporary directory with the given files.
@@ -154,43 +125,22 @@ fn temp_dir(tag: &str, files: &[(&str, &str)]) -> PathBuf {
 
 /// Output lines of a run over `dir`, without mtimes.
 fn lines_of(dir: &Path) -> Vec<String> {
-    let c = TextFile {
-        dirs: vec![dir.to_string_lossy().into_owned()],
-        fixed_mtime: Some(1.0),
-    };
+    let c = TextFile { dirs: vec![dir.to_string_lossy().into_owned()], fixed_mtime: Some(1.0) };
     let mut sink = Sink::new();
     c.collect(&mut sink).unwrap();
     let mut fams = sink.into_families();
     normalize(&mut fams);
     let mut out = Vec::new();
     encode(&mut out, &fams, Format::Text);
-    String::from_utf8(out)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.contains("mtime"))
-        .map(str::to_owned)
-        .collect()
+    String::from_utf8(out).unwrap().lines().filter(|l| !l.contains("mtime")).map(str::to_owned).collect()
 }
 
 #[test]
 fn malformed_file_is_skipped_and_others_still_appear() {
-    let dir = temp_dir(
-        "bad",
-        &[
-            ("a.prom", "good 1\n"),
-            ("b.prom", "bad{ 1\n"),
-            ("c.prom", "also_good 2\n"),
-        ],
-    );
+    let dir = temp_dir("bad", &[("a.prom", "good 1\n"), ("b.prom", "bad{ 1\n"), ("c.prom", "also_good 2\n")]);
     let lines = lines_of(&dir);
-    assert!(
-        lines.contains(&"node_textfile_scrape_error 1".to_owned()),
-        "{lines:?}"
-    );
-    assert!(
-        lines.iter().any(|l| l == "good 1") && lines.iter().any(|l| l == "also_good 2"),
-        "{lines:?}"
-    );
+    assert!(lines.contains(&"node_textfile_scrape_error 1".to_owned()), "{lines:?}");
+    assert!(lines.iter().any(|l| l == "good 1") && lines.iter().any(|l| l == "also_good 2"), "{lines:?}");
     assert!(!lines.iter().any(|l| l.starts_with("bad")), "{lines:?}");
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -212,30 +162,16 @@ fn merge_rules_of_client_golang() {
     assert!(has("x{f=\"a\"} 1") && !has("x{f=\"b\"} 2"), "{lines:?}");
     assert!(has("dup 1") && !has("dup 2"), "{lines:?}");
     // A file without HELP after one with HELP gets the generated help, which then conflicts.
-    assert!(
-        has("# HELP h first") && has("h 1") && !has("h{f=\"d\"} 2"),
-        "{lines:?}"
-    );
+    assert!(has("# HELP h first") && has("h 1") && !has("h{f=\"d\"} 2"), "{lines:?}");
     assert!(has("node_textfile_scrape_error 0"), "{lines:?}");
     let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn fractional_histogram_counts_read_as_zero() {
-    let dir = temp_dir(
-        "frac",
-        &[(
-            "h.prom",
-            "# TYPE h histogram\nh_bucket{le=\"1\"} 0.5\nh_sum 3\nh_count 1\n",
-        )],
-    );
+    let dir = temp_dir("frac", &[("h.prom", "# TYPE h histogram\nh_bucket{le=\"1\"} 0.5\nh_sum 3\nh_count 1\n")]);
     let lines = lines_of(&dir);
-    for want in [
-        "h_bucket{le=\"1\"} 0",
-        "h_bucket{le=\"+Inf\"} 0",
-        "h_sum 3",
-        "h_count 0",
-    ] {
+    for want in ["h_bucket{le=\"1\"} 0", "h_bucket{le=\"+Inf\"} 0", "h_sum 3", "h_count 0"] {
         assert!(lines.iter().any(|l| l == want), "{want}: {lines:?}");
     }
     let _ = std::fs::remove_dir_all(dir);
@@ -253,29 +189,19 @@ fn cleans_paths_like_go() {
 #[test]
 fn glob_patterns_like_go() {
     assert_eq!(glob_match("*.prom", "a.prom"), Some(true));
-    assert_eq!(
-        glob_match("*_extra_dimension", "histogram_extra_dimension"),
-        Some(true)
-    );
+    assert_eq!(glob_match("*_extra_dimension", "histogram_extra_dimension"), Some(true));
     assert_eq!(glob_match("a?c", "abc"), Some(true));
     assert_eq!(glob_match("[a-c]x", "bx"), Some(true));
     assert_eq!(glob_match("[^a-c]x", "bx"), Some(false));
     assert_eq!(glob_match("\\*", "*"), Some(true));
     assert_eq!(glob_match("[]a]", "a"), None);
     assert_eq!(glob_match("[a-", "a"), None);
-    assert_eq!(
-        glob_match("x[", "y"),
-        None,
-        "malformed even when the prefix fails"
-    );
+    assert_eq!(glob_match("x[", "y"), None, "malformed even when the prefix fails");
     let root = fixture_root();
     let got = glob(&format!("{root}/textfile/*_dimension")).unwrap();
     assert_eq!(
         got,
-        [
-            format!("{root}/textfile/histogram_extra_dimension"),
-            format!("{root}/textfile/summary_extra_dimension")
-        ]
+        [format!("{root}/textfile/histogram_extra_dimension"), format!("{root}/textfile/summary_extra_dimension")]
     );
     assert_eq!(glob_or_literal("/nonexistent/*"), ["/nonexistent/*"]);
 }
