@@ -259,10 +259,10 @@ fn agent_matches_node_exporter_e2e_output_per_collector() {
 
     let port = free_port();
     let mut args: Vec<String> = vec![
-        "--path.rootfs=fixtures".into(),
-        "--path.procfs=fixtures/proc".into(),
-        "--path.sysfs=fixtures/sys".into(),
-        "--path.udev.data=fixtures/udev/data".into(),
+        "--path.rootfs=collector/fixtures".into(),
+        "--path.procfs=collector/fixtures/proc".into(),
+        "--path.sysfs=collector/fixtures/sys".into(),
+        "--path.udev.data=collector/fixtures/udev/data".into(),
         "--collector.disable-defaults".into(),
         format!("--web.listen-address=127.0.0.1:{port}"),
     ];
@@ -276,16 +276,19 @@ fn agent_matches_node_exporter_e2e_output_per_collector() {
         let name = f.split('=').next().unwrap_or(f).trim_start_matches("--");
         let name = name.strip_prefix("no-").unwrap_or(name);
         if help.contains(&format!("--{name} ")) || help.contains(&format!("--{name}\n")) {
-            args.push((*f).to_owned());
+            args.push(f.replace("=fixtures/", "=collector/fixtures/"));
         } else {
             skipped_flags.push(*f);
         }
     }
+    // Upstream runs from its repository root, where the fixtures are `collector/fixtures`
+    // (file paths appear in textfile HELP text): recreate that layout with a symlink.
     let dir = TempDir::new("e2e");
+    std::os::unix::fs::symlink(&conf, dir.join("collector")).expect("symlink");
     let log = std::fs::File::create(dir.join("agent.log")).expect("log");
     let mut child = std::process::Command::new(agent_bin())
         .args(&args)
-        .current_dir(&conf)
+        .current_dir(&dir.0)
         .stderr(log)
         .spawn()
         .expect("start agent");
