@@ -215,3 +215,25 @@ fn unreadable_proc_file_fails_only_that_collector() {
     let log = agent.log_text();
     assert!(log.contains("Permission denied") && log.contains("loadavg"), "error logged: {log}");
 }
+
+#[test]
+fn malformed_textfile_is_skipped_and_reported() {
+    let dir = TempDir::new("textfile");
+    let tf = dir.join("textfile");
+    std::fs::create_dir_all(&tf).expect("mkdir");
+    std::fs::write(tf.join("good.prom"), "# HELP batch_last_success_seconds Last success.\n# TYPE batch_last_success_seconds gauge\nbatch_last_success_seconds{job=\"backup\"} 1.7e9\n").expect("write");
+    std::fs::write(tf.join("bad.prom"), "this is { not a metric\n").expect("write");
+    let agent = start_agent(
+        &[
+            "--collector.disable-defaults",
+            "--collector.textfile",
+            &format!("--collector.textfile.directory={}", tf.display()),
+        ],
+        &dir,
+    );
+    let body = http_get(agent.port, "/metrics").expect("scrape").text();
+    assert!(body.contains("node_textfile_scrape_error 1"), "{body}");
+    assert!(body.contains("batch_last_success_seconds{job=\"backup\"} 1.7e+09"), "{body}");
+    assert!(body.contains("node_textfile_mtime_seconds{file="), "{body}");
+    assert!(!body.contains("bad.prom\"} "), "the malformed file has no mtime series: {body}");
+}
