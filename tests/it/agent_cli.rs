@@ -197,11 +197,15 @@ fn unreadable_proc_file_fails_only_that_collector() {
     }
     std::fs::set_permissions(proc_dir.join("loadavg"), std::fs::Permissions::from_mode(0o000)).expect("chmod");
     let (bin, full): (std::path::PathBuf, Vec<String>) = if is_root {
+        // The checkout may not be readable by `nobody`: run a copy from the temp dir.
+        let copy = dir.join("osprey-agent");
+        std::fs::copy(agent_bin(), &copy).expect("copy agent");
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         let mut a = vec![
             "--reuid=65534".to_owned(),
             "--regid=65534".to_owned(),
             "--clear-groups".to_owned(),
-            agent_bin().display().to_string(),
+            copy.display().to_string(),
         ];
         a.extend(args);
         ("/usr/bin/setpriv".into(), a)
