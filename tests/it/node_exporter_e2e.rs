@@ -41,6 +41,10 @@ const REQUIRED: &[&str] = &[
     "vmstat",
 ];
 
+/// Required collectors known not to pass yet, with the reason; printed in the test output.
+/// The test fails if one of them starts passing (so this list only shrinks).
+const KNOWN_FAILING: &[(&str, &str)] = &[];
+
 /// Collectors upstream's e2e run disables because their output depends on the live machine
 /// (the live comparison with node_exporter covers them).
 const DISABLED_UPSTREAM: &[&str] = &["filesystem", "selinux", "timex", "uname"];
@@ -325,7 +329,9 @@ fn agent_matches_node_exporter_e2e_output_per_collector() {
         }
         if !ported.contains(c) {
             println!("{c:<22} {:>16} {:>12}  NOT PORTED{}", "-", "-", if required { " (required!)" } else { "" });
-            if required {
+            if let Some((_, why)) = KNOWN_FAILING.iter().find(|(k, _)| *k == c) {
+                println!("{:<22} known failing: {why}", "");
+            } else if required {
                 failures.push(format!("{c}: required but not ported"));
             }
             continue;
@@ -373,9 +379,13 @@ fn agent_matches_node_exporter_e2e_output_per_collector() {
             for l in s.extra.iter().take(5) {
                 println!("    unexpected: {l}");
             }
-            if required {
+            if let Some((_, why)) = KNOWN_FAILING.iter().find(|(k, _)| *k == c) {
+                println!("    known failing: {why}");
+            } else if required {
                 failures.push(format!("{c}: {status}"));
             }
+        } else if KNOWN_FAILING.iter().any(|(k, _)| *k == c) {
+            failures.push(format!("{c}: passes now; remove it from KNOWN_FAILING"));
         }
     }
     println!("total over ported collectors: {total_match}/{total_exp} series match");
