@@ -5,6 +5,8 @@ use crate::catalog::Def;
 mod arp;
 mod conntrack;
 mod diskstats;
+mod entropy;
+mod filefd;
 mod filesystem;
 mod loadavg;
 mod mdadm;
@@ -12,6 +14,7 @@ mod netclass;
 mod netdev;
 mod netstat;
 mod sockstat;
+mod stat;
 mod textfile;
 mod udp_queues;
 
@@ -21,12 +24,15 @@ pub static ALL: &[&Def] = &[
     &conntrack::DEF,
     &diskstats::DEF,
     &filesystem::DEF,
+    &filefd::DEF,
+    &entropy::DEF,
     &loadavg::DEF,
     &mdadm::DEF,
     &netclass::DEF,
     &netdev::DEF,
     &netstat::DEF,
     &sockstat::DEF,
+    &stat::DEF,
     &textfile::DEF,
     &udp_queues::DEF,
 ];
