@@ -14,11 +14,16 @@ mod meminfo;
 mod netclass;
 mod netdev;
 mod netstat;
+mod os;
 mod pressure;
+mod schedstat;
 mod sockstat;
+mod softnet;
 mod stat;
 mod textfile;
+mod time;
 mod udp_queues;
+mod uname;
 mod vmstat;
 
 /// Every collector the agent knows, in any order (flags and output are sorted by name).
@@ -35,10 +40,15 @@ pub static ALL: &[&Def] = &[
     &netclass::DEF,
     &netdev::DEF,
     &netstat::DEF,
+    &os::DEF,
     &pressure::DEF,
+    &schedstat::DEF,
     &sockstat::DEF,
+    &softnet::DEF,
     &stat::DEF,
     &textfile::DEF,
+    &time::DEF,
     &udp_queues::DEF,
+    &uname::DEF,
     &vmstat::DEF,
 ];
