@@ -206,6 +206,7 @@ fn resolve(m: &ArgMatches) -> Result<Settings, ConfigError> {
     };
     let disable_defaults = matches!(get("collector.disable-defaults"), Some(Value::Bool(true)));
     let mut enabled = Vec::new();
+    let mut toggles = Vec::new();
     for d in ALL {
         let id = format!("collector.{}", d.name);
         let on = bool_from_cli(m, &id)
@@ -214,6 +215,7 @@ fn resolve(m: &ArgMatches) -> Result<Settings, ConfigError> {
                 _ => None,
             })
             .unwrap_or(d.default_enabled && !disable_defaults);
+        toggles.push((id, on));
         if on {
             enabled.push(d.name);
         }
@@ -260,11 +262,18 @@ fn resolve(m: &ArgMatches) -> Result<Settings, ConfigError> {
         rootfs: str_of("path.rootfs").into(),
         udev_data: str_of("path.udev.data").into(),
     };
+    let telemetry_path = str_of("web.telemetry-path");
+    let disable_exporter_metrics = matches!(get("web.disable-exporter-metrics"), Some(Value::Bool(true)));
+    // Collectors may depend on each other's state (cpu reports node_cpu_frequency_hertz only
+    // when cpufreq is enabled, as upstream).
+    for (id, on) in toggles {
+        values.insert(id, Value::Bool(on));
+    }
     Ok(Settings {
         listen,
-        telemetry_path: str_of("web.telemetry-path"),
+        telemetry_path,
         max_requests,
-        disable_exporter_metrics: matches!(get("web.disable-exporter-metrics"), Some(Value::Bool(true))),
+        disable_exporter_metrics,
         web_config_file,
         collector_timeout,
         log_level,

@@ -65,6 +65,11 @@ pub fn fixture_ctx(overrides: &[(&str, Value)]) -> Ctx {
             values.insert(f.name.to_owned(), v);
         }
     }
+    // Collector toggles, as cli.rs records them (upstream's e2e run enables cpufreq).
+    for def in ALL {
+        values.insert(format!("collector.{}", def.name), Value::Bool(def.default_enabled));
+    }
+    values.insert("collector.cpufreq".to_owned(), Value::Bool(true));
     for (k, v) in overrides {
         values.insert((*k).to_owned(), v.clone());
     }

@@ -110,7 +110,8 @@ fn collector_of(fam: &str) -> &'static str {
         .or_else(|| fam.strip_suffix("_count"))
         .unwrap_or(fam);
     let starts = |p: &str| base.starts_with(p);
-    if starts("node_cpu_frequency_") || starts("node_cpu_scaling_") {
+    // node_cpu_frequency_hertz comes from the cpu collector (/proc/cpuinfo) when cpufreq is on.
+    if starts("node_cpu_scaling_") {
         return "cpufreq";
     }
     if base == "node_cpu_vulnerabilities_info" {

@@ -4,6 +4,7 @@ use crate::catalog::Def;
 
 mod arp;
 mod conntrack;
+mod cpu;
 mod diskstats;
 mod entropy;
 mod filefd;
@@ -30,6 +31,7 @@ mod vmstat;
 pub static ALL: &[&Def] = &[
     &arp::DEF,
     &conntrack::DEF,
+    &cpu::DEF,
     &diskstats::DEF,
     &entropy::DEF,
     &filefd::DEF,
