@@ -48,7 +48,7 @@ pub static DEF: Def = Def {
         Ok(Box::new(Cpu {
             stat: paths.proc("stat"),
             cpuinfo: paths.proc("cpuinfo"),
-            sys_cpu: paths.sys("devices/system/cpu"),
+            topology_root: paths.sys("devices/system/cpu"),
             info: ctx.bool(INFO) || flags.is_some() || bugs.is_some(),
             guest: ctx.bool(GUEST),
             cpufreq: ctx.bool("collector.cpufreq"),
@@ -67,7 +67,7 @@ type Times = [f64; 10];
 struct Cpu {
     stat: PathBuf,
     cpuinfo: PathBuf,
-    sys_cpu: PathBuf,
+    topology_root: PathBuf,
     info: bool,
     guest: bool,
     cpufreq: bool,
@@ -227,14 +227,14 @@ impl Cpu {
     }
 
     fn update_thermal_throttle(&self, out: &mut Sink) {
-        let Ok(entries) = list_dir(&self.sys_cpu) else { return };
+        let Ok(entries) = list_dir(&self.topology_root) else { return };
         let mut packages: BTreeMap<u64, u64> = BTreeMap::new();
         let mut cores: BTreeMap<(u64, u64), u64> = BTreeMap::new();
         for cpu in entries
             .iter()
             .filter(|e| e.strip_prefix("cpu").is_some_and(|n| n.starts_with(|c: char| c.is_ascii_digit())))
         {
-            let dir = self.sys_cpu.join(cpu);
+            let dir = self.topology_root.join(cpu);
             let (Ok(pkg), Ok(core)) =
                 (read_u64(&dir.join("topology/physical_package_id")), read_u64(&dir.join("topology/core_id")))
             else {
@@ -316,7 +316,7 @@ mod tests {
         let cpu = Cpu {
             stat: stat.clone(),
             cpuinfo: dir.join("cpuinfo"),
-            sys_cpu: dir.join("none"),
+            topology_root: dir.join("none"),
             info: false,
             guest: false,
             cpufreq: false,
