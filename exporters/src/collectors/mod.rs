@@ -5,6 +5,7 @@ use crate::catalog::Def;
 mod arp;
 mod conntrack;
 mod cpu;
+mod cpufreq;
 mod diskstats;
 mod entropy;
 mod filefd;
@@ -32,6 +33,7 @@ pub static ALL: &[&Def] = &[
     &arp::DEF,
     &conntrack::DEF,
     &cpu::DEF,
+    &cpufreq::DEF,
     &diskstats::DEF,
     &entropy::DEF,
     &filefd::DEF,
