@@ -242,6 +242,27 @@ impl AttrDir {
     }
 }
 
+/// `path` as a directory: itself when it is one (symlinks followed), or the directory a
+/// symlink *stub* points to. Some fixture trees (node_exporter's `sys.ttar`) store symlinks as
+/// regular files holding the relative target (`../../devices/...`); real sysfs never has such
+/// files, so this only matters for fixtures.
+pub fn sysfs_dir(path: &Path) -> Option<PathBuf> {
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.is_dir() {
+        return Some(path.to_owned());
+    }
+    if !meta.is_file() || meta.len() > 4096 {
+        return None;
+    }
+    let text = std::fs::read_to_string(path).ok()?;
+    let target = text.trim();
+    if !target.starts_with("../") {
+        return None;
+    }
+    let dir = path.parent()?.join(target);
+    dir.is_dir().then_some(dir)
+}
+
 /// Reads a whole (small) file into a string, mapping errors to [`CollectError::Io`].
 pub fn read_string(path: &Path) -> Result<String, CollectError> {
     std::fs::read_to_string(path).map_err(|e| CollectError::io(path, e))

@@ -7,6 +7,7 @@ mod conntrack;
 mod cpu;
 mod cpufreq;
 mod diskstats;
+mod edac;
 mod entropy;
 mod filefd;
 mod filesystem;
@@ -23,6 +24,7 @@ mod sockstat;
 mod softnet;
 mod stat;
 mod textfile;
+mod thermal_zone;
 mod time;
 mod udp_queues;
 mod uname;
@@ -35,6 +37,7 @@ pub static ALL: &[&Def] = &[
     &cpu::DEF,
     &cpufreq::DEF,
     &diskstats::DEF,
+    &edac::DEF,
     &entropy::DEF,
     &filefd::DEF,
     &filesystem::DEF,
@@ -51,6 +54,7 @@ pub static ALL: &[&Def] = &[
     &softnet::DEF,
     &stat::DEF,
     &textfile::DEF,
+    &thermal_zone::DEF,
     &time::DEF,
     &udp_queues::DEF,
     &uname::DEF,
