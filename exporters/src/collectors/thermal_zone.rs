@@ -35,7 +35,7 @@ impl Collector for ThermalZone {
             let kind = attrs.read("type", &mut buf).map_err(|e| CollectError::io(dir.join("type"), e))?.to_owned();
             // A zone whose sensor cannot be read (EINVAL/ENODATA on some firmware) is skipped,
             // as procfs does.
-            let Ok(temp) = attrs.read("temp", &mut buf).map(|t| t.parse::<i64>()) else { continue };
+            let Ok(temp) = attrs.read("temp", &mut buf).map(str::parse::<i64>) else { continue };
             let temp = temp.map_err(|e| CollectError::parse(dir.join("temp"), e.to_string()))?;
             out.gauge_with(
                 "node_thermal_zone_temp",
