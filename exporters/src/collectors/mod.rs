@@ -18,6 +18,7 @@ mod netclass;
 mod netdev;
 mod netstat;
 mod os;
+mod powersupplyclass;
 mod pressure;
 mod schedstat;
 mod sockstat;
@@ -48,6 +49,7 @@ pub static ALL: &[&Def] = &[
     &netdev::DEF,
     &netstat::DEF,
     &os::DEF,
+    &powersupplyclass::DEF,
     &pressure::DEF,
     &schedstat::DEF,
     &sockstat::DEF,
