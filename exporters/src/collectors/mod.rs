@@ -11,6 +11,7 @@ mod edac;
 mod entropy;
 mod filefd;
 mod filesystem;
+mod hwmon;
 mod loadavg;
 mod mdadm;
 mod meminfo;
@@ -42,6 +43,7 @@ pub static ALL: &[&Def] = &[
     &entropy::DEF,
     &filefd::DEF,
     &filesystem::DEF,
+    &hwmon::DEF,
     &loadavg::DEF,
     &mdadm::DEF,
     &meminfo::DEF,
