@@ -28,6 +28,7 @@ mod stat;
 mod textfile;
 mod thermal_zone;
 mod time;
+mod timex;
 mod udp_queues;
 mod uname;
 mod vmstat;
@@ -60,6 +61,7 @@ pub static ALL: &[&Def] = &[
     &textfile::DEF,
     &thermal_zone::DEF,
     &time::DEF,
+    &timex::DEF,
     &udp_queues::DEF,
     &uname::DEF,
     &vmstat::DEF,
