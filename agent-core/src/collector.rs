@@ -301,6 +301,14 @@ pub fn list_dir(path: &Path) -> Result<Vec<String>, CollectError> {
     Ok(names)
 }
 
+/// Lists a directory whose absence means "this host has none" (node_exporter's `ErrNoData`).
+pub fn list_dir_or_no_data(path: &Path) -> Result<Vec<String>, CollectError> {
+    match list_dir(path) {
+        Err(e) if e.is_not_found() => Err(CollectError::NoData),
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -348,11 +348,7 @@ impl Collector for Hwmon {
     }
 
     fn collect(&self, out: &mut Sink) -> Result<(), CollectError> {
-        let entries = match list_dir(&self.root) {
-            Ok(e) => e,
-            Err(e) if e.is_not_found() => return Err(CollectError::NoData),
-            Err(e) => return Err(e),
-        };
+        let entries = list_dir_or_no_data(&self.root)?;
         // (link path, resolved dir, base chip name, name file)
         let mut chips = Vec::new();
         let mut chip_counts: HashMap<String, usize> = HashMap::new();

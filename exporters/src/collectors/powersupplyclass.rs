@@ -106,11 +106,7 @@ impl Collector for PowerSupply {
     }
 
     fn collect(&self, out: &mut Sink) -> Result<(), CollectError> {
-        let supplies = match list_dir(&self.root) {
-            Ok(s) => s,
-            Err(e) if e.is_not_found() => return Err(CollectError::NoData),
-            Err(e) => return Err(e),
-        };
+        let supplies = list_dir_or_no_data(&self.root)?;
         let mut buf = [0u8; 4096];
         let mut name = String::new();
         let mut help = String::new();

@@ -23,11 +23,7 @@ impl Collector for ThermalZone {
     }
 
     fn collect(&self, out: &mut Sink) -> Result<(), CollectError> {
-        let entries = match list_dir(&self.root) {
-            Ok(e) => e,
-            Err(e) if e.is_not_found() => return Err(CollectError::NoData),
-            Err(e) => return Err(e),
-        };
+        let entries = list_dir_or_no_data(&self.root)?;
         let mut buf = [0u8; 256];
         for name in entries.iter().filter_map(|e| e.strip_prefix("thermal_zone")) {
             let Some(dir) = sysfs_dir(&self.root.join(format!("thermal_zone{name}"))) else { continue };
