@@ -23,7 +23,7 @@ use crate::collectors::ALL;
 pub static GLOBAL_FLAGS: &[Flag] = &[
     Flag {
         name: "web.listen-address",
-        help: "Addresses on which to expose metrics and web interface (repeatable).",
+        help: "Addresses on which to expose metrics and web interface.",
         kind: FlagKind::List,
     },
     Flag { name: "web.telemetry-path", help: "Path under which to expose metrics.", kind: FlagKind::Str("/metrics") },
@@ -118,7 +118,7 @@ pub fn command() -> Command {
                 .help("Optional TOML config file with the same settings as the flags; flags win."),
         );
     for (f, collector) in all_flags() {
-        let heading = if collector.is_some() { "Collector options" } else { "Options" };
+        let heading = if collector.is_some() { "Collector options" } else { "Web, paths and logging" };
         cmd = add_flag(cmd, f, heading);
     }
     let mut defs: Vec<_> = ALL.iter().collect();
