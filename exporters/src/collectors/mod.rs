@@ -2,7 +2,8 @@
 
 use crate::catalog::Def;
 
+mod bonding;
 mod loadavg;
 
 /// Every collector the agent knows, in any order (flags and output are sorted by name).
-pub static ALL: &[&Def] = &[&loadavg::DEF];
+pub static ALL: &[&Def] = &[&bonding::DEF, &loadavg::DEF];
