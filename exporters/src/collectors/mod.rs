@@ -4,6 +4,8 @@ use crate::catalog::Def;
 
 mod bonding;
 mod loadavg;
+mod nfs;
+mod nfsd;
 
 /// Every collector the agent knows, in any order (flags and output are sorted by name).
-pub static ALL: &[&Def] = &[&bonding::DEF, &loadavg::DEF];
+pub static ALL: &[&Def] = &[&bonding::DEF, &loadavg::DEF, &nfs::DEF, &nfsd::DEF];
