@@ -3,9 +3,10 @@
 use crate::catalog::Def;
 
 mod bonding;
+mod ipvs;
 mod loadavg;
 mod nfs;
 mod nfsd;
 
 /// Every collector the agent knows, in any order (flags and output are sorted by name).
-pub static ALL: &[&Def] = &[&bonding::DEF, &loadavg::DEF, &nfs::DEF, &nfsd::DEF];
+pub static ALL: &[&Def] = &[&bonding::DEF, &ipvs::DEF, &loadavg::DEF, &nfs::DEF, &nfsd::DEF];
