@@ -7,6 +7,7 @@ mod ipvs;
 mod loadavg;
 mod nfs;
 mod nfsd;
+mod xfs;
 
 /// Every collector the agent knows, in any order (flags and output are sorted by name).
-pub static ALL: &[&Def] = &[&bonding::DEF, &ipvs::DEF, &loadavg::DEF, &nfs::DEF, &nfsd::DEF];
+pub static ALL: &[&Def] = &[&bonding::DEF, &ipvs::DEF, &loadavg::DEF, &nfs::DEF, &nfsd::DEF, &xfs::DEF];
