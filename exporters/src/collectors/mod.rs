@@ -3,6 +3,7 @@
 use crate::catalog::Def;
 
 mod bonding;
+mod btrfs;
 mod ipvs;
 mod loadavg;
 mod nfs;
@@ -10,4 +11,4 @@ mod nfsd;
 mod xfs;
 
 /// Every collector the agent knows, in any order (flags and output are sorted by name).
-pub static ALL: &[&Def] = &[&bonding::DEF, &ipvs::DEF, &loadavg::DEF, &nfs::DEF, &nfsd::DEF, &xfs::DEF];
+pub static ALL: &[&Def] = &[&bonding::DEF, &btrfs::DEF, &ipvs::DEF, &loadavg::DEF, &nfs::DEF, &nfsd::DEF, &xfs::DEF];
