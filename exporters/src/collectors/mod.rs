@@ -9,6 +9,8 @@ mod loadavg;
 mod nfs;
 mod nfsd;
 mod xfs;
+mod zfs;
 
 /// Every collector the agent knows, in any order (flags and output are sorted by name).
-pub static ALL: &[&Def] = &[&bonding::DEF, &btrfs::DEF, &ipvs::DEF, &loadavg::DEF, &nfs::DEF, &nfsd::DEF, &xfs::DEF];
+pub static ALL: &[&Def] =
+    &[&bonding::DEF, &btrfs::DEF, &ipvs::DEF, &loadavg::DEF, &nfs::DEF, &nfsd::DEF, &xfs::DEF, &zfs::DEF];
