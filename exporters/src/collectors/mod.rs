@@ -8,9 +8,19 @@ mod ipvs;
 mod loadavg;
 mod nfs;
 mod nfsd;
+mod selinux;
 mod xfs;
 mod zfs;
 
 /// Every collector the agent knows, in any order (flags and output are sorted by name).
-pub static ALL: &[&Def] =
-    &[&bonding::DEF, &btrfs::DEF, &ipvs::DEF, &loadavg::DEF, &nfs::DEF, &nfsd::DEF, &xfs::DEF, &zfs::DEF];
+pub static ALL: &[&Def] = &[
+    &bonding::DEF,
+    &btrfs::DEF,
+    &ipvs::DEF,
+    &loadavg::DEF,
+    &nfs::DEF,
+    &nfsd::DEF,
+    &selinux::DEF,
+    &xfs::DEF,
+    &zfs::DEF,
+];
