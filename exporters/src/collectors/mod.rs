@@ -3,6 +3,8 @@
 use crate::catalog::Def;
 
 mod arp;
+mod bonding;
+mod btrfs;
 mod conntrack;
 mod cpu;
 mod cpufreq;
@@ -12,16 +14,20 @@ mod entropy;
 mod filefd;
 mod filesystem;
 mod hwmon;
+mod ipvs;
 mod loadavg;
 mod mdadm;
 mod meminfo;
 mod netclass;
 mod netdev;
 mod netstat;
+mod nfs;
+mod nfsd;
 mod os;
 mod powersupplyclass;
 mod pressure;
 mod schedstat;
+mod selinux;
 mod sockstat;
 mod softnet;
 mod stat;
@@ -32,10 +38,14 @@ mod timex;
 mod udp_queues;
 mod uname;
 mod vmstat;
+mod xfs;
+mod zfs;
 
 /// Every collector the agent knows, in any order (flags and output are sorted by name).
 pub static ALL: &[&Def] = &[
     &arp::DEF,
+    &bonding::DEF,
+    &btrfs::DEF,
     &conntrack::DEF,
     &cpu::DEF,
     &cpufreq::DEF,
@@ -45,16 +55,20 @@ pub static ALL: &[&Def] = &[
     &filefd::DEF,
     &filesystem::DEF,
     &hwmon::DEF,
+    &ipvs::DEF,
     &loadavg::DEF,
     &mdadm::DEF,
     &meminfo::DEF,
     &netclass::DEF,
     &netdev::DEF,
     &netstat::DEF,
+    &nfs::DEF,
+    &nfsd::DEF,
     &os::DEF,
     &powersupplyclass::DEF,
     &pressure::DEF,
     &schedstat::DEF,
+    &selinux::DEF,
     &sockstat::DEF,
     &softnet::DEF,
     &stat::DEF,
@@ -65,4 +79,6 @@ pub static ALL: &[&Def] = &[
     &udp_queues::DEF,
     &uname::DEF,
     &vmstat::DEF,
+    &xfs::DEF,
+    &zfs::DEF,
 ];
