@@ -4,6 +4,7 @@ use crate::catalog::Def;
 
 mod arp;
 mod conntrack;
+mod dmi;
 mod loadavg;
 mod netclass;
 mod netdev;
@@ -15,6 +16,7 @@ mod udp_queues;
 pub static ALL: &[&Def] = &[
     &arp::DEF,
     &conntrack::DEF,
+    &dmi::DEF,
     &loadavg::DEF,
     &netclass::DEF,
     &netdev::DEF,
