@@ -5,6 +5,7 @@ use crate::catalog::Def;
 mod arp;
 mod conntrack;
 mod dmi;
+mod fibrechannel;
 mod loadavg;
 mod netclass;
 mod netdev;
@@ -17,6 +18,7 @@ pub static ALL: &[&Def] = &[
     &arp::DEF,
     &conntrack::DEF,
     &dmi::DEF,
+    &fibrechannel::DEF,
     &loadavg::DEF,
     &netclass::DEF,
     &netdev::DEF,
