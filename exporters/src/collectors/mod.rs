@@ -3,6 +3,7 @@
 use crate::catalog::Def;
 
 mod arp;
+mod bcache;
 mod conntrack;
 mod dmi;
 mod fibrechannel;
@@ -16,6 +17,7 @@ mod udp_queues;
 /// Every collector the agent knows, in any order (flags and output are sorted by name).
 pub static ALL: &[&Def] = &[
     &arp::DEF,
+    &bcache::DEF,
     &conntrack::DEF,
     &dmi::DEF,
     &fibrechannel::DEF,
