@@ -7,6 +7,7 @@ mod bcache;
 mod conntrack;
 mod dmi;
 mod fibrechannel;
+mod infiniband;
 mod loadavg;
 mod netclass;
 mod netdev;
@@ -21,6 +22,7 @@ pub static ALL: &[&Def] = &[
     &conntrack::DEF,
     &dmi::DEF,
     &fibrechannel::DEF,
+    &infiniband::DEF,
     &loadavg::DEF,
     &netclass::DEF,
     &netdev::DEF,
