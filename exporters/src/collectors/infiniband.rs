@@ -26,7 +26,11 @@ pub static DEF: Def = Def {
     build: |ctx| {
         Ok(Box::new(InfiniBand {
             dir: ctx.paths.sys("class/infiniband"),
-            filter: ctx.device_filter("collector.infiniband.device-exclude", "collector.infiniband.device-include")?,
+            // Upstream applies both patterns when both are given (no mutual-exclusion check).
+            filter: DeviceFilter {
+                exclude: ctx.regex("collector.infiniband.device-exclude")?,
+                include: ctx.regex("collector.infiniband.device-include")?,
+            },
         }))
     },
 };
@@ -397,6 +401,20 @@ mod tests {
         for (i, s) in STATS.iter().enumerate() {
             assert!(!STATS[..i].iter().any(|o| o.metric == s.metric), "{} twice", s.metric);
         }
+    }
+
+    #[test]
+    fn include_and_exclude_apply_together() {
+        let ctx = crate::testutil::fixture_ctx(&[
+            ("collector.infiniband.device-include", crate::catalog::Value::Str("0$".into())),
+            ("collector.infiniband.device-exclude", crate::catalog::Value::Str("^i40".into())),
+        ]);
+        let c = (DEF.build)(&ctx).unwrap();
+        let mut out = Sink::new();
+        c.collect(&mut out).unwrap();
+        let info = out.families().iter().find(|f| f.name == "node_infiniband_info").unwrap();
+        let devices: Vec<_> = info.samples.iter().filter_map(|s| s.label("device")).collect();
+        assert_eq!(devices, ["mlx4_0"]);
     }
 
     #[test]
