@@ -3,17 +3,21 @@
 use crate::catalog::Def;
 
 mod arp;
+mod bcache;
 mod bonding;
 mod btrfs;
 mod conntrack;
 mod cpu;
 mod cpufreq;
 mod diskstats;
+mod dmi;
 mod edac;
 mod entropy;
+mod fibrechannel;
 mod filefd;
 mod filesystem;
 mod hwmon;
+mod infiniband;
 mod ipvs;
 mod loadavg;
 mod mdadm;
@@ -44,17 +48,21 @@ mod zfs;
 /// Every collector the agent knows, in any order (flags and output are sorted by name).
 pub static ALL: &[&Def] = &[
     &arp::DEF,
+    &bcache::DEF,
     &bonding::DEF,
     &btrfs::DEF,
     &conntrack::DEF,
     &cpu::DEF,
     &cpufreq::DEF,
     &diskstats::DEF,
+    &dmi::DEF,
     &edac::DEF,
     &entropy::DEF,
+    &fibrechannel::DEF,
     &filefd::DEF,
     &filesystem::DEF,
     &hwmon::DEF,
+    &infiniband::DEF,
     &ipvs::DEF,
     &loadavg::DEF,
     &mdadm::DEF,

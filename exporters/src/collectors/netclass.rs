@@ -6,6 +6,7 @@ use std::io;
 use regex::Regex;
 
 use crate::prelude::*;
+use crate::sysfs::{ATTR_BUF, ignorable, link_stub_target, parse_go_int, read_attr};
 
 /// Catalog entry.
 pub static DEF: Def = Def {
@@ -178,28 +179,11 @@ impl NetClass {
     }
 }
 
-/// For a regular file holding a relative path (`../..`) to an existing directory — how some
-/// fixture trees store symlinks — that directory. Real sysfs never has such files.
-fn link_stub_target(file: &Path) -> Option<PathBuf> {
-    let meta = std::fs::metadata(file).ok()?;
-    if meta.len() > 4096 {
-        return None;
-    }
-    let text = std::fs::read_to_string(file).ok()?;
-    let target = text.trim();
-    if !target.starts_with("../") {
-        return None;
-    }
-    let dir = file.parent()?.join(target);
-    dir.is_dir().then_some(dir)
-}
-
 /// Reads one interface directory: every known attribute that is a regular file.
 fn read_iface(dir: &Path, name: String) -> Result<Iface, CollectError> {
     let mut iface = Iface { name, ..Iface::default() };
     let rd = std::fs::read_dir(dir).map_err(|e| CollectError::io(dir, e))?;
-    let attrs = AttrDir::open(dir).map_err(|e| CollectError::io(dir, e))?;
-    let mut buf = [0u8; 128];
+    let mut buf = [0u8; ATTR_BUF];
     for entry in rd.filter_map(Result::ok) {
         if !entry.file_type().is_ok_and(|t| t.is_file()) {
             continue;
@@ -211,10 +195,11 @@ fn read_iface(dir: &Path, name: String) -> Result<Iface, CollectError> {
         if text_slot.is_none() && num_slot.is_none() {
             continue;
         }
-        let value = match attrs.read(file, &mut buf) {
+        let path = entry.path();
+        let value = match read_attr(&path, &mut buf) {
             Ok(v) => v,
             Err(e) if ignorable(&e) => continue,
-            Err(e) => return Err(CollectError::io(entry.path(), e)),
+            Err(e) => return Err(CollectError::io(path, e)),
         };
         if let Some(i) = text_slot {
             value.clone_into(&mut iface.text[i]);
@@ -223,12 +208,6 @@ fn read_iface(dir: &Path, name: String) -> Result<Iface, CollectError> {
         }
     }
     Ok(iface)
-}
-
-/// Errors procfs skips silently: missing, forbidden, unsupported or invalid attributes.
-fn ignorable(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied | io::ErrorKind::InvalidInput)
-        || matches!(e.raw_os_error(), Some(22 | 95))
 }
 
 /// node_exporter's `adminstate` label from the `flags` attribute (`IFF_UP`).
@@ -240,60 +219,9 @@ fn admin_state(flags: Option<i64>) -> &'static str {
     }
 }
 
-/// Go's `strconv.ParseInt(s, 0, 64)`: optional sign, then `0x`, `0o`, `0b` or leading-`0`
-/// octal prefixes, underscores allowed between digits.
-pub(super) fn parse_go_int(s: &str) -> Option<i64> {
-    let (neg, body) = match s.as_bytes().first()? {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let lower = body.get(..2).map(str::to_ascii_lowercase);
-    let (radix, digits, prefixed) = match lower.as_deref() {
-        Some("0x") => (16, &body[2..], true),
-        Some("0o") => (8, &body[2..], true),
-        Some("0b") => (2, &body[2..], true),
-        _ if body.len() > 1 && body.starts_with('0') => (8, &body[1..], true),
-        _ => (10, body, false),
-    };
-    let cleaned;
-    let digits = if digits.contains('_') {
-        let bad = digits.ends_with('_') || digits.contains("__") || (!prefixed && digits.starts_with('_'));
-        if bad {
-            return None;
-        }
-        cleaned = digits.replace('_', "");
-        cleaned.as_str()
-    } else {
-        digits
-    };
-    if digits.is_empty() || digits.starts_with(['+', '-']) {
-        return None;
-    }
-    let magnitude = u64::from_str_radix(digits, radix).ok()?;
-    if neg { 0i64.checked_sub_unsigned(magnitude) } else { i64::try_from(magnitude).ok() }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_integers_like_go() {
-        assert_eq!(parse_go_int("1500"), Some(1500));
-        assert_eq!(parse_go_int("0x1303"), Some(4867));
-        assert_eq!(parse_go_int("-1"), Some(-1));
-        assert_eq!(parse_go_int("010"), Some(8));
-        assert_eq!(parse_go_int("0"), Some(0));
-        assert_eq!(parse_go_int("0b101"), Some(5));
-        assert_eq!(parse_go_int("1_000"), Some(1000));
-        assert_eq!(parse_go_int("-9223372036854775808"), Some(i64::MIN));
-        assert_eq!(parse_go_int("9223372036854775808"), None);
-        assert_eq!(parse_go_int(""), None);
-        assert_eq!(parse_go_int("up"), None);
-        assert_eq!(parse_go_int("0x"), None);
-        assert_eq!(parse_go_int("--1"), None);
-    }
 
     #[test]
     fn admin_state_from_flags() {
@@ -310,13 +238,6 @@ mod tests {
         assert_eq!(i.text[4], "");
         assert_eq!(i.num[FLAGS], Some(4867));
         assert_eq!(i.num[SPEED], Some(-1));
-    }
-
-    #[test]
-    fn resolves_fixture_symlink_stubs_only() {
-        let net = crate::testutil::fixtures().join("sys/class/net");
-        assert!(link_stub_target(&net.join("eth0")).is_some_and(|d| d.join("mtu").is_file()));
-        assert_eq!(link_stub_target(&net.join("bonding_masters")), None);
     }
 }
 

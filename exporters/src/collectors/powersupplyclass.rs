@@ -3,8 +3,8 @@
 
 use regex::Regex;
 
-use super::netclass::parse_go_int;
 use crate::prelude::*;
+use crate::sysfs::parse_go_int;
 
 const IGNORED: &str = "collector.powersupply.ignored-supplies";
 

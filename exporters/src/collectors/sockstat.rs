@@ -1,8 +1,8 @@
 //! `sockstat`: socket counts from `/proc/net/sockstat` and `/proc/net/sockstat6`
 //! (node_exporter compatible).
 
-use super::netclass::parse_go_int;
 use crate::prelude::*;
+use crate::sysfs::parse_go_int;
 
 /// Catalog entry.
 pub static DEF: Def = Def {
