@@ -11,26 +11,16 @@ pub const ATTR_BUF: usize = 128;
 /// For a regular file holding a relative path (`../..`) to an existing directory — how some
 /// fixture trees store symlinks — that directory. Real sysfs never has such files.
 pub fn link_stub_target(file: &Path) -> Option<PathBuf> {
-    let meta = std::fs::metadata(file).ok()?;
-    if !meta.is_file() || meta.len() > 4096 {
+    if std::fs::metadata(file).ok()?.is_dir() {
         return None;
     }
-    let text = std::fs::read_to_string(file).ok()?;
-    let target = text.trim();
-    if !target.starts_with("../") {
-        return None;
-    }
-    let dir = file.parent()?.join(target);
-    dir.is_dir().then_some(dir)
+    agent_core::collector::sysfs_dir(file)
 }
 
 /// `path` itself, or the directory a fixture symlink stub at `path` points to (see
 /// [`link_stub_target`]). Use where upstream follows a symlink to a directory.
 pub fn follow(path: PathBuf) -> PathBuf {
-    if path.is_dir() {
-        return path;
-    }
-    link_stub_target(&path).unwrap_or(path)
+    agent_core::collector::sysfs_dir(&path).unwrap_or(path)
 }
 
 /// One `read(2)` of at most [`ATTR_BUF`] bytes, untrimmed (procfs' `SysReadFile` before trimming).
