@@ -35,6 +35,7 @@ mod selinux;
 mod sockstat;
 mod softnet;
 mod stat;
+mod systemd;
 mod textfile;
 mod thermal_zone;
 mod time;
@@ -80,6 +81,7 @@ pub static ALL: &[&Def] = &[
     &sockstat::DEF,
     &softnet::DEF,
     &stat::DEF,
+    &systemd::DEF,
     &textfile::DEF,
     &thermal_zone::DEF,
     &time::DEF,
