@@ -335,7 +335,12 @@ fn systemd_matches_node_exporter_on_the_same_bus() {
         .expect("node_exporter up")
         .text();
     let ours = scrape(agent.port);
-    assert_eq!(success(&theirs), Some(1.0), "node_exporter failed: {}", std::fs::read_to_string(&log).unwrap_or_default());
+    assert_eq!(
+        success(&theirs),
+        Some(1.0),
+        "node_exporter failed: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
     assert_eq!(success(&ours), Some(1.0));
     // node_exporter 1.5 (Debian) predates node_systemd_virtualization_info.
     let ours: Vec<&str> =
@@ -364,7 +369,10 @@ fn systemd_5000_units_scrape_quickly() {
         durations.push((duration(&text), wall));
     }
     for (collector, wall) in &durations {
-        println!("systemd collector with 5013 units: {collector:.3}s in the collector, {:.3}s whole scrape", wall.as_secs_f64());
+        println!(
+            "systemd collector with 5013 units: {collector:.3}s in the collector, {:.3}s whole scrape",
+            wall.as_secs_f64()
+        );
     }
 }
 

@@ -30,6 +30,7 @@ mod nfsd;
 mod os;
 mod powersupplyclass;
 mod pressure;
+mod probe;
 mod schedstat;
 mod selinux;
 mod sockstat;
@@ -45,6 +46,11 @@ mod uname;
 mod vmstat;
 mod xfs;
 mod zfs;
+
+/// Top-level `[[key]]` arrays of the agent's config file and the collector each configures
+/// (read with [`crate::config_file::tables`]); a collector whose tables are present is
+/// enabled unless disabled explicitly.
+pub static TABLES: &[(&str, &str)] = &[("probe", "probe")];
 
 /// Every collector the agent knows, in any order (flags and output are sorted by name).
 pub static ALL: &[&Def] = &[
@@ -76,6 +82,7 @@ pub static ALL: &[&Def] = &[
     &os::DEF,
     &powersupplyclass::DEF,
     &pressure::DEF,
+    &probe::DEF,
     &schedstat::DEF,
     &selinux::DEF,
     &sockstat::DEF,
