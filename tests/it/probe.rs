@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::os::unix::net::UnixListener;
 use std::time::Instant;
 
-use crate::harness::{TempDir, agent_bin, free_port, http_get, run, start_agent};
+use crate::harness::{TempDir, agent_bin, free_port, http_get, peer, run, start_agent};
 
 /// A tiny HTTP server: `/fail` answers 500, anything else 200. Runs until the test exits.
 fn http_server() -> u16 {
@@ -195,5 +195,116 @@ fn bad_probe_config_fails_at_start_with_file_and_line() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(err.contains(&want), "want {want:?} in:\n{err}");
+    }
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, made with the `openssl` tool.
+fn make_certs(dir: &TempDir, openssl: &std::path::Path) {
+    let d = |f: &str| dir.join(f).display().to_string();
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("ext");
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    for args in [
+        [
+            &["req", "-x509"][..],
+            &ec,
+            &["-keyout", &d("ca.key"), "-out", &d("ca.pem"), "-days", "2", "-subj", "/CN=osprey test CA"],
+        ]
+        .concat(),
+        [&["req"][..], &ec, &["-keyout", &d("srv.key"), "-out", &d("srv.csr"), "-subj", "/CN=127.0.0.1"]].concat(),
+        [
+            "x509",
+            "-req",
+            "-in",
+            &d("srv.csr"),
+            "-CA",
+            &d("ca.pem"),
+            "-CAkey",
+            &d("ca.key"),
+            "-CAcreateserial",
+            "-out",
+            &d("srv.pem"),
+            "-days",
+            "2",
+            "-extfile",
+            &d("ext.cnf"),
+        ]
+        .to_vec(),
+    ] {
+        let args: Vec<&str> = args.iter().map(|s| &**s).collect();
+        let out = run(openssl, &args);
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+/// An HTTPS server (rustls) answering every request with 204.
+fn https_server(dir: &TempDir) -> u16 {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(dir.join("srv.pem")).expect("cert").map(|c| c.expect("cert")).collect();
+    let key = PrivateKeyDer::from_pem_file(dir.join("srv.key")).expect("key");
+    let cfg =
+        rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("server config");
+    let cfg = std::sync::Arc::new(cfg);
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for tcp in l.incoming() {
+            let Ok(tcp) = tcp else { continue };
+            let cfg = std::sync::Arc::clone(&cfg);
+            std::thread::spawn(move || {
+                let conn = rustls::ServerConnection::new(cfg).expect("tls conn");
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                let mut reader = BufReader::new(&mut tls);
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                        break;
+                    }
+                }
+                let _ = tls.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn https_probe_trusts_its_ca_file_and_nothing_else() {
+    let Some(openssl) = peer("openssl") else { return };
+    let dir = TempDir::new("probe-https");
+    make_certs(&dir, &openssl);
+    let port = https_server(&dir);
+    let cfg = dir.join("agent.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[probe]]\nname = \"tls-ok\"\nkind = \"http\"\ntarget = \"https://127.0.0.1:{port}/\"\nexpected_status = 204\nca_file = \"{ca}\"\n\n\
+             [[probe]]\nname = \"tls-untrusted\"\nkind = \"http\"\ntarget = \"https://127.0.0.1:{port}/\"\n\n\
+             [[probe]]\nname = \"tls-wrong-ca\"\nkind = \"http\"\ntarget = \"https://127.0.0.1:{port}/\"\nca_file = \"{wrong}\"\n",
+            ca = dir.join("ca.pem").display(),
+            wrong = dir.join("srv.pem").display(),
+        ),
+    )
+    .expect("config");
+    let agent = start_agent(&["--collector.disable-defaults", &format!("--config={}", cfg.display())], &dir);
+    let text = http_get(agent.port, "/metrics").expect("scrape").text();
+    assert_eq!(value(&text, "osprey_probe_success{kind=\"http\",name=\"tls-ok\"}"), 1.0, "{}", agent.log_text());
+    assert_eq!(value(&text, "osprey_probe_http_status_code{name=\"tls-ok\"}"), 204.0);
+    // Not signed by a system root, nor by the leaf given as CA: the handshake fails.
+    for name in ["tls-untrusted", "tls-wrong-ca"] {
+        assert_eq!(value(&text, &format!("osprey_probe_success{{kind=\"http\",name=\"{name}\"}}")), 0.0, "{name}");
+        assert_eq!(value(&text, &format!("osprey_probe_http_status_code{{name=\"{name}\"}}")), 0.0, "{name}");
     }
 }
