@@ -7,6 +7,7 @@
 //! the system bus' default `max_replies_per_connection` of 128). A connection that closed
 //! (bus restarted) or failed is dropped; the scrape fails and the next one dials again.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -95,6 +96,7 @@ pub static DEF: Def = Def {
             start_time: ctx.bool(START_TIME),
             timeout,
             conn: Mutex::new(None),
+            ever_connected: AtomicBool::new(false),
         }))))
     },
 };
@@ -121,6 +123,8 @@ struct Systemd {
     /// Whole-scrape and per-call limit (the agent's `--collector.timeout`).
     timeout: Duration,
     conn: Mutex<Option<zbus::Connection>>,
+    /// Whether a connection ever succeeded (a bus that vanished later is an error).
+    ever_connected: AtomicBool,
 }
 
 /// A unit as `ListUnits` reports it (only the fields used).
@@ -245,7 +249,18 @@ impl Systemd {
         let conn = handle
             .block_on(async { tokio::time::timeout(self.timeout, builder.build()).await })
             .map_err(|_| CollectError::Other("timed out connecting to D-Bus".into()))?
-            .map_err(|e| other("couldn't get dbus connection", e))?;
+            .map_err(|e| {
+                // No bus socket and never connected: a host (or container) without systemd's
+                // bus, reported as node_exporter's "no data" (logged at debug, not as an error).
+                let absent = matches!(&e, zbus::Error::Connection(io, _)
+                    if matches!(io.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused));
+                if absent && !self.ever_connected.load(Ordering::Relaxed) {
+                    CollectError::NoData
+                } else {
+                    other("couldn't get dbus connection", e)
+                }
+            })?;
+        self.ever_connected.store(true, Ordering::Relaxed);
         *slot = Some(conn.clone());
         Ok(conn)
     }
@@ -550,12 +565,12 @@ mod tests {
     }
 
     #[test]
-    fn missing_bus_is_a_failed_scrape_not_a_panic() {
+    fn missing_bus_is_no_data_not_a_panic() {
         let mut ctx = Ctx::default();
         ctx.values.insert(BUS.into(), crate::catalog::Value::Str("unix:path=/nonexistent/osprey-bus".into()));
         let c = (DEF.build)(&ctx).unwrap();
         let mut out = Sink::new();
-        let e = c.collect(&mut out).unwrap_err().to_string();
-        assert!(e.contains("dbus connection"), "{e}");
+        assert!(matches!(c.collect(&mut out), Err(CollectError::NoData)));
+        assert!(out.is_empty());
     }
 }
