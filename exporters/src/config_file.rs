@@ -165,6 +165,10 @@ fn unknown(origin: &str, line: usize, key: &str, known: &HashMap<String, FlagKin
             rest.map(|r| r.split('.').next().unwrap_or(r))
         })
         .collect();
+    let mut siblings = siblings;
+    if parent.is_empty() {
+        siblings.extend(TABLES.iter().map(|(t, _)| *t));
+    }
     let list: Vec<&str> = siblings.into_iter().collect();
     let scope = if parent.is_empty() { "at the top level".to_owned() } else { format!("under `{parent}`") };
     ConfigError(format!("{origin}:{line}: unknown key `{key}`; valid keys {scope}: {}", list.join(", ")))

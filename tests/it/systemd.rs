@@ -80,8 +80,14 @@ pub struct FakeSystemd(Child);
 impl FakeSystemd {
     /// Starts it and waits until it owns `org.freedesktop.systemd1`.
     pub fn start(bus: &Bus, extra: usize) -> Self {
+        Self::start_with(bus, extra, &[])
+    }
+
+    /// As [`FakeSystemd::start`], with extra arguments (`--version V`, `--system-state S`).
+    pub fn start_with(bus: &Bus, extra: usize, args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_fake-systemd"))
             .args(["--address", &bus.address, "--units", &extra.to_string()])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -299,6 +305,28 @@ fn systemd_include_and_exclude_regexes_filter_units_not_the_summary() {
     assert!(text.contains("node_systemd_unit_state{name=\"home.mount\",state=\"active\",type=\"ext4\"} 1"), "{text}");
     // The summary counts every unit, filtered or not.
     assert!(text.contains("node_systemd_units{state=\"active\"} 10"), "{text}");
+}
+
+#[test]
+fn systemd_degraded_and_old_managers_as_upstream() {
+    let dir = TempDir::new("systemd-old");
+    let Some(bus) = Bus::start(&dir) else { return };
+    let fake = FakeSystemd::start_with(&bus, 0, &["--system-state", "degraded"]);
+    let agent = agent_on(&bus, &[], &dir);
+    let text = scrape(agent.port);
+    assert!(text.contains("\nnode_systemd_system_running 0\n"), "{text}");
+    drop(fake);
+    // Before systemd 212 there is no SystemState nor timers' LastTriggerUSec: neither is asked.
+    let _fake = FakeSystemd::start_with(&bus, 0, &["--version", "v211-custom"]);
+    let text = eventually(Duration::from_secs(10), || {
+        let t = scrape(agent.port);
+        t.contains("node_systemd_version{version=\"v211-custom\"} 211").then_some(t)
+    })
+    .expect("scrape of the old manager");
+    assert_eq!(success(&text), Some(1.0), "{text}");
+    assert!(!text.contains("node_systemd_system_running"), "{text}");
+    assert!(!text.contains("node_systemd_timer_last_trigger_seconds"), "{text}");
+    assert!(text.contains("node_systemd_unit_state{name=\"logrotate.timer\",state=\"active\",type=\"\"} 1"), "{text}");
 }
 
 #[test]
