@@ -5,6 +5,7 @@
 //! `collectors/mod.rs`; the command line, the TOML file and `--help` pick it up from here.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use agent_core::{Collector, HostPaths};
 use regex::Regex;
@@ -56,13 +57,27 @@ pub enum Value {
     List(Vec<String>),
 }
 
-/// What a collector is built from: host paths and the resolved value of every flag.
+/// What a collector is built from: host paths, the resolved value of every flag and the
+/// config file (for collectors configured by `[[table]]` arrays, see
+/// [`crate::config_file::tables`]).
 #[derive(Clone, Debug, Default)]
 pub struct Ctx {
     /// Host paths.
     pub paths: HostPaths,
     /// Flag values by full flag name.
     pub values: HashMap<String, Value>,
+    /// The config file's text, when one was given.
+    pub config: Option<Arc<ConfigSource>>,
+}
+
+/// The text of the agent's config file, kept so collectors can read their own tables with
+/// file:line errors.
+#[derive(Clone, Debug, Default)]
+pub struct ConfigSource {
+    /// The file name used in errors.
+    pub origin: String,
+    /// The whole file.
+    pub text: String,
 }
 
 impl Ctx {

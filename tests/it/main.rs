@@ -6,4 +6,6 @@ mod filesystem_hung;
 mod harness;
 mod node_exporter_e2e;
 mod peers;
+mod probe;
+mod systemd;
 mod ttar;

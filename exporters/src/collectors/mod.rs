@@ -31,12 +31,14 @@ mod nvme;
 mod os;
 mod powersupplyclass;
 mod pressure;
+mod probe;
 mod rapl;
 mod schedstat;
 mod selinux;
 mod sockstat;
 mod softnet;
 mod stat;
+mod systemd;
 mod tapestats;
 mod textfile;
 mod thermal_zone;
@@ -48,6 +50,11 @@ mod vmstat;
 mod watchdog;
 mod xfs;
 mod zfs;
+
+/// Top-level `[[key]]` arrays of the agent's config file and the collector each configures
+/// (read with [`crate::config_file::tables`]); a collector whose tables are present is
+/// enabled unless disabled explicitly.
+pub static TABLES: &[(&str, &str)] = &[("probe", "probe")];
 
 /// Every collector the agent knows, in any order (flags and output are sorted by name).
 pub static ALL: &[&Def] = &[
@@ -80,12 +87,14 @@ pub static ALL: &[&Def] = &[
     &os::DEF,
     &powersupplyclass::DEF,
     &pressure::DEF,
+    &probe::DEF,
     &rapl::DEF,
     &schedstat::DEF,
     &selinux::DEF,
     &sockstat::DEF,
     &softnet::DEF,
     &stat::DEF,
+    &systemd::DEF,
     &tapestats::DEF,
     &textfile::DEF,
     &thermal_zone::DEF,
