@@ -48,6 +48,9 @@ pub struct Def {
 /// A flag's resolved value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Value {
+    /// A validated table section of the config file (e.g. `[[processes.group]]`), parsed by
+    /// the module that owns it; see [`Ctx::section`].
+    Section(Section),
     /// A boolean flag.
     Bool(bool),
     /// A string flag (may be empty).
@@ -55,6 +58,24 @@ pub enum Value {
     /// A repeated flag.
     List(Vec<String>),
 }
+
+/// A parsed config-file section, shared read-only with the collector that owns it.
+#[derive(Clone)]
+pub struct Section(pub std::sync::Arc<dyn std::any::Any + Send + Sync>);
+
+impl std::fmt::Debug for Section {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Section(..)")
+    }
+}
+
+impl PartialEq for Section {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Section {}
 
 /// What a collector is built from: host paths and the resolved value of every flag.
 #[derive(Clone, Debug, Default)]
@@ -84,6 +105,14 @@ impl Ctx {
         match self.values.get(name) {
             Some(Value::List(v)) => v,
             _ => &[],
+        }
+    }
+
+    /// The config-file section stored under `key` (e.g. `processes`), if the file had one.
+    pub fn section<T: Send + Sync + 'static>(&self, key: &str) -> Option<std::sync::Arc<T>> {
+        match self.values.get(key) {
+            Some(Value::Section(s)) => std::sync::Arc::clone(&s.0).downcast().ok(),
+            _ => None,
         }
     }
 

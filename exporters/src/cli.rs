@@ -199,6 +199,12 @@ fn resolve(m: &ArgMatches) -> Result<Settings, ConfigError> {
         });
         values.insert(f.name.to_owned(), v);
     }
+    // Table sections of the file (`[[processes.group]]`, …) go to their collectors as parsed.
+    for (k, v) in &file_values {
+        if matches!(v, Value::Section(_)) {
+            values.insert(k.clone(), v.clone());
+        }
+    }
     let get = |name: &str| values.get(name).cloned();
     let str_of = |name: &str| match get(name) {
         Some(Value::Str(s)) => s,

@@ -11,6 +11,14 @@ use crate::catalog::{FlagKind, Value};
 use crate::cli::{ConfigError, GLOBAL_FLAGS};
 use crate::collectors::ALL;
 
+/// Parses one top-level table section (its key, e.g. `processes`, is owned by a module):
+/// `(text, origin, value)` → the value stored under that key in the result, or an error with
+/// file and line.
+pub type SectionParser = fn(&str, &str, &toml::Spanned<DeValue<'_>>) -> Result<Value, ConfigError>;
+
+/// Top-level tables parsed by their own modules instead of mapping to flags.
+static SECTIONS: &[(&str, SectionParser)] = &[("processes", crate::collectors::processes::parse_section)];
+
 /// Every key the file accepts, with its kind.
 fn known_keys() -> HashMap<String, FlagKind> {
     let mut keys: HashMap<String, FlagKind> = GLOBAL_FLAGS.iter().map(|f| (f.name.to_owned(), f.kind)).collect();
@@ -43,7 +51,8 @@ pub fn parse(text: &str, origin: &str) -> Result<HashMap<String, Value>, ConfigE
     Ok(out)
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
+/// The 1-based line of byte `offset` in `text`.
+pub fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
 }
 
@@ -58,6 +67,15 @@ fn flatten(
     for (k, v) in table {
         let key = if prefix.is_empty() { k.get_ref().to_string() } else { format!("{prefix}.{}", k.get_ref()) };
         let line = line_of(text, k.span().start);
+        if prefix.is_empty()
+            && let Some((_, parse)) = SECTIONS.iter().find(|(name, _)| *name == key)
+        {
+            let value = parse(text, origin, v)?;
+            // A section that configures a collector turns it on unless the file says otherwise.
+            out.entry(format!("collector.{key}.enabled")).or_insert(Value::Bool(true));
+            out.insert(key, value);
+            continue;
+        }
         if let DeValue::Table(sub) = v.get_ref()
             && !known.contains_key(&key)
         {

@@ -30,6 +30,7 @@ mod nfsd;
 mod os;
 mod powersupplyclass;
 mod pressure;
+pub mod processes;
 mod schedstat;
 mod selinux;
 mod sockstat;
@@ -75,6 +76,7 @@ pub static ALL: &[&Def] = &[
     &os::DEF,
     &powersupplyclass::DEF,
     &pressure::DEF,
+    &processes::DEF,
     &schedstat::DEF,
     &selinux::DEF,
     &sockstat::DEF,
