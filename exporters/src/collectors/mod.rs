@@ -6,6 +6,7 @@ mod arp;
 mod bcache;
 mod bonding;
 mod btrfs;
+mod cgroup;
 mod conntrack;
 mod cpu;
 mod cpufreq;
@@ -52,6 +53,7 @@ pub static ALL: &[&Def] = &[
     &bcache::DEF,
     &bonding::DEF,
     &btrfs::DEF,
+    &cgroup::DEF,
     &conntrack::DEF,
     &cpu::DEF,
     &cpufreq::DEF,
