@@ -156,6 +156,20 @@ fn groups_match_debian_process_exporter() {
     let py = "import threading, time\nfor _ in range(4): threading.Thread(target=time.sleep, args=(300,), daemon=True).start()\ntime.sleep(300)";
     kids.0.push(spawn(Path::new("/usr/bin/python3"), &["-c", py, "ospitthreads"]));
 
+    // A process is classified once, when first seen (as process-exporter does): scraping a
+    // child between fork and exec would file it under the test binary's name. Wait for exec.
+    let exes = [slp.clone(), slp.clone(), slp.clone(), burn.clone(), burn.clone(), "/usr/bin/python3".into()];
+    for (k, exe) in kids.0.iter().zip(exes) {
+        let want = std::fs::canonicalize(&exe).expect("canonicalize");
+        let link = format!("/proc/{}/exe", k.id());
+        assert!(
+            eventually(Duration::from_secs(20), || (std::fs::read_link(&link).ok()? == want).then_some(())).is_some(),
+            "child {} did not exec {}",
+            k.id(),
+            want.display()
+        );
+    }
+
     // Both see every child before any CPU is burned (so the "started before the first scrape"
     // rule cannot differ between them).
     let ready = |s: &BTreeMap<String, f64>| {

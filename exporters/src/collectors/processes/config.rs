@@ -39,6 +39,12 @@ pub struct ProcessesConfig {
     pub groups: Vec<Group>,
 }
 
+impl Default for ProcessesConfig {
+    fn default() -> Self {
+        Self { children: true, threads: true, smaps: false, groups: Vec::new() }
+    }
+}
+
 /// One `[[processes.group]]`.
 #[derive(Debug)]
 pub struct Group {

@@ -1,6 +1,7 @@
-//! `processes`: process groups with process-exporter's metric names, labels and semantics
+//! `processes`: node_exporter's `processes` collector (`node_processes_*`, see [`host`]) and
+//! process groups with process-exporter's metric names, labels and semantics
 //! (`namedprocess_namegroup_*{groupname}`), configured by `[[processes.group]]` in the
-//! agent's TOML (see [`config`]).
+//! agent's TOML (see [`config`]). Both come from one pass over `/proc`.
 //!
 //! Semantics kept from process-exporter: a process is classified once, when first seen
 //! (identified by PID and start time); unmatched descendants of a matched process join its
@@ -10,6 +11,7 @@
 //! exits between listing and reading is skipped silently.
 
 pub mod config;
+mod host;
 mod read;
 
 use std::collections::{BTreeMap, HashMap};
@@ -26,19 +28,16 @@ use crate::prelude::*;
 pub static DEF: Def = Def {
     name: "processes",
     default_enabled: false,
-    help: "Exposes process group metrics (process-exporter's namedprocess_*) for [[processes.group]] in the config file.",
+    help: "Exposes process and thread counts (node_processes_*) and, for [[processes.group]] in the config file, process group metrics (namedprocess_*).",
     flags: &[],
     build: |ctx| {
-        let cfg = ctx.section::<ProcessesConfig>("processes").ok_or_else(|| {
-            anyhow::anyhow!("no [[processes.group]] in the config file (--config); the collector has nothing to match")
-        })?;
-        if cfg.groups.is_empty() {
-            anyhow::bail!("[processes] has no [[processes.group]] entries");
-        }
+        let cfg = ctx.section::<ProcessesConfig>("processes").unwrap_or_default();
         let c = Processes::new(ctx, cfg);
-        // process-exporter reads all processes once at start: counters of processes already
-        // running count from there.
-        let _ = c.update();
+        if !c.cfg.groups.is_empty() {
+            // process-exporter reads all processes once at start: counters of processes
+            // already running count from there.
+            let _ = c.update();
+        }
         Ok(Box::new(c))
     },
 };
@@ -219,7 +218,7 @@ impl Processes {
     }
 
     /// Reads every process, updates the tracking state and returns this scrape's groups.
-    fn update(&self) -> Result<BTreeMap<std::sync::Arc<str>, GroupNow>, CollectError> {
+    fn update(&self) -> Result<(BTreeMap<std::sync::Arc<str>, GroupNow>, host::HostCounts), CollectError> {
         let pids = read::list_pids(&self.procfs).map_err(|e| CollectError::io(&self.procfs, e))?;
         let mut st = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let st = &mut *st;
@@ -234,12 +233,18 @@ impl Processes {
         let mut bufs = Bufs::default();
         let mut samples: Vec<(std::sync::Arc<str>, Sample)> = Vec::new();
         let mut new_unmatched: HashMap<i32, NewProc> = HashMap::new();
+        let mut host = host::HostCounts::default();
+        let grouping = !self.cfg.groups.is_empty();
         for pid in pids {
             let Ok(dir) = PidDir::open(&self.procfs.join(pid.to_string())) else { continue };
             if dir.read_into("stat", &mut bufs.a).is_err() {
                 continue; // exited
             }
             let Some(stat) = read::parse_stat(&bufs.a) else { continue };
+            host.count(&dir, &stat, pid, &mut bufs.b);
+            if !grouping {
+                continue;
+            }
             match st.known.get_mut(&pid) {
                 Some(Known::Ignored { starttime, seen }) if *starttime == stat.starttime => {
                     *seen = generation;
@@ -314,7 +319,7 @@ impl Processes {
             Known::Ignored { seen, .. } => *seen == generation,
             Known::Tracked(t) => t.seen == generation,
         });
-        Ok(Self::group(samples, &mut st.accum))
+        Ok((Self::group(samples, &mut st.accum), host))
     }
 
     fn track(&self, stat: &read::Stat, group: std::sync::Arc<str>, generation: u64) -> Tracked {
@@ -537,7 +542,8 @@ impl Collector for Processes {
     }
 
     fn collect(&self, out: &mut Sink) -> Result<(), CollectError> {
-        let groups = self.update()?;
+        let (groups, host) = self.update()?;
+        host.emit(&self.procfs, out)?;
         let g = |out: &mut Sink, name: &str, help: &str, group: &str, v: f64| {
             out.gauge_with(name, help, &[("groupname", group)], v);
         };
@@ -621,6 +627,9 @@ impl Collector for Processes {
             ] {
                 out.gauge_with("namedprocess_namegroup_states", sh, &[("groupname", name), ("state", state)], v as f64);
             }
+        }
+        if self.cfg.groups.is_empty() {
+            return Ok(());
         }
         let st = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         out.counter(

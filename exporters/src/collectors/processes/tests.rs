@@ -172,10 +172,20 @@ fn children_join_their_parents_group() {
 }
 
 #[test]
-fn missing_section_is_a_build_error() {
-    let e = (DEF.build)(&Ctx::default()).err().unwrap();
-    assert!(e.to_string().contains("[[processes.group]]"), "{e}");
+fn without_groups_only_node_exporter_metrics() {
+    let c = (DEF.build)(&Ctx::default()).unwrap();
+    let m = scrape(&*c);
+    assert!(m["node_processes_pids{}"] > 1.0, "{m:?}");
+    assert!(m["node_processes_threads{}"] >= m["node_processes_pids{}"]);
+    assert!(m.keys().any(|k| k.starts_with("node_processes_state{state=")));
+    assert!(m.keys().any(|k| k.starts_with("node_processes_threads_state{thread_state=")));
+    assert!(!m.keys().any(|k| k.starts_with("namedprocess_")), "{m:?}");
     let mut values = HashMap::new();
     values.insert("x".to_owned(), Value::Bool(true));
-    assert!((DEF.build)(&Ctx { paths: HostPaths::default(), values }).is_err());
+    assert!((DEF.build)(&Ctx { paths: HostPaths::default(), values }).is_ok());
+}
+
+#[test]
+fn matches_upstream_e2e() {
+    crate::testutil::assert_matches_e2e("processes", &|f| f.starts_with("node_processes_"));
 }
