@@ -23,14 +23,14 @@ pub struct HostCounts {
 impl HostCounts {
     /// Counts one process; its threads' states come from `task/*/stat` when it has more than
     /// one (a single thread's state is the process's).
-    pub fn count(&mut self, dir: &PidDir, stat: &Stat, pid: i32, buf: &mut Vec<u8>) {
+    pub fn count(&mut self, dir: &PidDir<'_>, stat: &Stat, pid: i32, buf: &mut Vec<u8>) {
         self.pids += 1;
         self.threads += stat.num_threads;
         let state = char::from(stat.state).to_string();
         *self.states.entry(state.clone()).or_default() += 1;
         if stat.num_threads <= 1 {
             // As node_exporter: the task directory must exist (fixture trees may lack it).
-            if dir.open_sub("task").is_ok() {
+            if dir.exists("task") {
                 *self.thread_states.entry(state).or_default() += 1;
             }
             return;
@@ -41,7 +41,7 @@ impl HostCounts {
                 *self.thread_states.entry(state.clone()).or_default() += 1;
                 continue;
             }
-            let Ok(td) = dir.open_sub(&format!("task/{tid}")) else { continue };
+            let td = dir.sub(&format!("task/{tid}"));
             if td.read_into("stat", buf).is_err() {
                 continue; // the thread exited
             }

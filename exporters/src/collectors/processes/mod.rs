@@ -219,7 +219,8 @@ impl Processes {
 
     /// Reads every process, updates the tracking state and returns this scrape's groups.
     fn update(&self) -> Result<(BTreeMap<std::sync::Arc<str>, GroupNow>, host::HostCounts), CollectError> {
-        let pids = read::list_pids(&self.procfs).map_err(|e| CollectError::io(&self.procfs, e))?;
+        let root = read::ProcRoot::open(&self.procfs).map_err(|e| CollectError::io(&self.procfs, e))?;
+        let pids = root.pids().map_err(|e| CollectError::io(&self.procfs, e))?;
         let mut st = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let st = &mut *st;
         // "Now" in /proc/PID/stat's start-time clock (ticks since boot, CLOCK_BOOTTIME): comparing
@@ -236,7 +237,7 @@ impl Processes {
         let mut host = host::HostCounts::default();
         let grouping = !self.cfg.groups.is_empty();
         for pid in pids {
-            let Ok(dir) = PidDir::open(&self.procfs.join(pid.to_string())) else { continue };
+            let dir = root.pid(pid);
             if dir.read_into("stat", &mut bufs.a).is_err() {
                 continue; // exited
             }
@@ -301,7 +302,7 @@ impl Processes {
                 st.known.insert(pid, Known::Ignored { starttime: np.starttime, seen: generation });
                 continue;
             };
-            let Ok(dir) = PidDir::open(&self.procfs.join(pid.to_string())) else { continue };
+            let dir = root.pid(pid);
             if dir.read_into("stat", &mut bufs.a).is_err() {
                 continue;
             }
@@ -338,7 +339,7 @@ impl Processes {
     /// from now on.
     fn first_sample(
         &self,
-        dir: &PidDir,
+        dir: &PidDir<'_>,
         stat: &read::Stat,
         bufs: &mut Bufs,
         t: &mut Tracked,
@@ -363,7 +364,7 @@ impl Processes {
     /// Reads the per-scrape files of a tracked process; `None` when it exited meanwhile.
     fn sample(
         &self,
-        dir: &PidDir,
+        dir: &PidDir<'_>,
         stat: &read::Stat,
         bufs: &mut Bufs,
         t: &mut Tracked,
@@ -437,14 +438,14 @@ impl Processes {
 
     /// Context switches summed over threads and the threads' states (process-exporter adds
     /// these to the process's own state).
-    fn thread_totals(dir: &PidDir, bufs: &mut Bufs) -> Option<(u64, u64, States)> {
+    fn thread_totals(dir: &PidDir<'_>, bufs: &mut Bufs) -> Option<(u64, u64, States)> {
         let tids = dir.numeric_entries("task").ok()?;
         if tids.len() < 2 {
             return None;
         }
         let (mut vol, mut nonvol, mut states) = (0, 0, States::default());
         for tid in tids {
-            let Ok(td) = dir.open_sub(&format!("task/{tid}")) else { continue };
+            let td = dir.sub(&format!("task/{tid}"));
             if td.read_into("stat", &mut bufs.a).is_err() {
                 continue;
             }

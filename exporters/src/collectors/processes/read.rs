@@ -1,48 +1,83 @@
-//! Reading one process from procfs cheaply: the `/proc/PID` directory is opened once and each
-//! file is read with `openat` + `read` into a reused buffer.
+//! Reading processes from procfs cheaply: `/proc` is opened once per scrape and every file is
+//! read with one `openat(proc_fd, "PID/file")` and, for the small files, a single `read`
+//! (procfs generates such a file whole, so a short read is its end). Opening `/proc/PID` as a
+//! directory first would cost two more system calls per process.
 
 use std::io;
 
-use rustix::fd::OwnedFd;
-use rustix::fs::{Mode, OFlags};
+use rustix::fd::{AsFd, OwnedFd};
+use rustix::fs::{Access, AtFlags, Mode, OFlags};
 
-/// A `/proc/PID` (or `/proc/PID/task/TID`) directory.
-pub struct PidDir {
+/// The procfs root, opened once per scrape.
+pub struct ProcRoot {
     fd: OwnedFd,
 }
 
-impl PidDir {
-    /// Opens `path` as a directory.
+impl ProcRoot {
+    /// Opens `path` (e.g. `/proc`).
     pub fn open(path: &std::path::Path) -> io::Result<Self> {
         let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
         Ok(Self { fd })
     }
 
-    /// Opens the subdirectory `name` (e.g. `task/123`).
-    pub fn open_sub(&self, name: &str) -> io::Result<Self> {
-        let fd =
-            rustix::fs::openat(&self.fd, name, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
-        Ok(Self { fd })
+    /// The PIDs (numeric entries).
+    pub fn pids(&self) -> io::Result<Vec<i32>> {
+        numeric_entries_of(&self.fd)
+    }
+
+    /// `PID/` under this root.
+    pub fn pid(&self, pid: i32) -> PidDir<'_> {
+        PidDir { root: &self.fd, prefix: format!("{pid}/") }
+    }
+}
+
+/// A `/proc/PID` (or `/proc/PID/task/TID`) directory, addressed by path from the root.
+pub struct PidDir<'a> {
+    root: &'a OwnedFd,
+    prefix: String,
+}
+
+/// Largest file read with a single `read` (stat, status, io, limits, smaps_rollup).
+const SMALL: usize = 8192;
+
+impl PidDir<'_> {
+    fn path(&self, name: &str) -> String {
+        let mut p = String::with_capacity(self.prefix.len() + name.len());
+        p.push_str(&self.prefix);
+        p.push_str(name);
+        p
+    }
+
+    /// The subdirectory `name` (e.g. `task/123`).
+    pub fn sub(&self, name: &str) -> Self {
+        PidDir { root: self.root, prefix: format!("{}{name}/", self.prefix) }
+    }
+
+    /// True when `name` exists.
+    pub fn exists(&self, name: &str) -> bool {
+        rustix::fs::accessat(self.root.as_fd(), self.path(name).as_str(), Access::EXISTS, AtFlags::empty()).is_ok()
     }
 
     /// Reads the whole file `name` into `buf` (cleared first).
     pub fn read_into(&self, name: &str, buf: &mut Vec<u8>) -> io::Result<()> {
         buf.clear();
-        let fd = rustix::fs::openat(&self.fd, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
-        let mut chunk = [0u8; 4096];
+        let fd =
+            rustix::fs::openat(self.root, self.path(name).as_str(), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+        let mut chunk = [0u8; SMALL];
         loop {
             let n = rustix::io::read(&fd, &mut chunk)?;
-            if n == 0 {
+            buf.extend_from_slice(&chunk[..n]);
+            // A short read of a generated procfs file is its end (cmdline is never short
+            // before its end either: it is copied page by page until the request is filled).
+            if n < chunk.len() {
                 return Ok(());
             }
-            buf.extend_from_slice(&chunk[..n]);
         }
     }
 
     /// Number of entries of the subdirectory `name` (e.g. `fd`), without `.` and `..`.
     pub fn count_entries(&self, name: &str) -> io::Result<u64> {
-        let fd =
-            rustix::fs::openat(&self.fd, name, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+        let fd = self.open_dir(name)?;
         let dir = rustix::fs::Dir::read_from(&fd)?;
         let mut n = 0;
         for e in dir {
@@ -57,16 +92,23 @@ impl PidDir {
 
     /// Names of the subdirectory `name`'s entries that are numbers (PIDs, TIDs).
     pub fn numeric_entries(&self, name: &str) -> io::Result<Vec<i32>> {
-        let fd =
-            rustix::fs::openat(&self.fd, name, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
-        numeric_entries_of(&fd)
+        numeric_entries_of(&self.open_dir(name)?)
+    }
+
+    fn open_dir(&self, name: &str) -> io::Result<OwnedFd> {
+        Ok(rustix::fs::openat(
+            self.root,
+            self.path(name).as_str(),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?)
     }
 }
 
 /// Numeric entry names of the directory at `path` (the PIDs of a procfs mount).
+#[cfg(test)]
 pub fn list_pids(path: &std::path::Path) -> io::Result<Vec<i32>> {
-    let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
-    numeric_entries_of(&fd)
+    ProcRoot::open(path)?.pids()
 }
 
 fn numeric_entries_of(fd: &OwnedFd) -> io::Result<Vec<i32>> {
