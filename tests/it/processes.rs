@@ -157,17 +157,18 @@ fn groups_match_debian_process_exporter() {
     kids.0.push(spawn(Path::new("/usr/bin/python3"), &["-c", py, "ospitthreads"]));
 
     // A process is classified once, when first seen (as process-exporter does): scraping a
-    // child between fork and exec would file it under the test binary's name. Wait for exec.
-    let exes = [slp.clone(), slp.clone(), slp.clone(), burn.clone(), burn.clone(), "/usr/bin/python3".into()];
-    for (k, exe) in kids.0.iter().zip(exes) {
-        let want = std::fs::canonicalize(&exe).expect("canonicalize");
-        let link = format!("/proc/{}/exe", k.id());
-        assert!(
-            eventually(Duration::from_secs(20), || (std::fs::read_link(&link).ok()? == want).then_some(())).is_some(),
-            "child {} did not exec {}",
-            k.id(),
-            want.display()
-        );
+    // child between fork and the end of exec would file it under the test binary's name or an
+    // empty command line (exec sets the exe link, then comm, then the argument area). Wait
+    // until each child's command line is its own.
+    let argv0 = [&slp, &slp, &slp, &burn, &burn].map(|p| p.to_string_lossy().into_owned());
+    let argv0: Vec<String> = argv0.into_iter().chain(["/usr/bin/python3".to_owned()]).collect();
+    for (k, want) in kids.0.iter().zip(argv0) {
+        let path = format!("/proc/{}/cmdline", k.id());
+        let done = eventually(Duration::from_secs(20), || {
+            let c = std::fs::read(&path).ok()?;
+            (c.split(|&b| b == 0).next()? == want.as_bytes()).then_some(())
+        });
+        assert!(done.is_some(), "child {} did not exec {want}", k.id());
     }
 
     // Both see every child before any CPU is burned (so the "started before the first scrape"

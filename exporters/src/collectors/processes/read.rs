@@ -22,7 +22,9 @@ impl ProcRoot {
 
     /// The PIDs (numeric entries).
     pub fn pids(&self) -> io::Result<Vec<i32>> {
-        numeric_entries_of(&self.fd)
+        let fd =
+            rustix::fs::openat(&self.fd, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+        numeric_entries_of(fd)
     }
 
     /// `PID/` under this root.
@@ -75,10 +77,16 @@ impl PidDir<'_> {
         }
     }
 
-    /// Number of entries of the subdirectory `name` (e.g. `fd`), without `.` and `..`.
+    /// Number of entries of the subdirectory `name` (e.g. `fd`), without `.` and `..`. Linux
+    /// 6.2+ reports the number of open files as the size of `/proc/PID/fd`: one `statx`
+    /// instead of open, two `getdents` and close; a size of 0 (older kernels, or really no
+    /// open file) falls back to listing.
     pub fn count_entries(&self, name: &str) -> io::Result<u64> {
-        let fd = self.open_dir(name)?;
-        let dir = rustix::fs::Dir::read_from(&fd)?;
+        let st = rustix::fs::statat(self.root, self.path(name).as_str(), AtFlags::empty())?;
+        if st.st_size > 0 {
+            return Ok(st.st_size.cast_unsigned());
+        }
+        let dir = rustix::fs::Dir::new(self.open_dir(name)?)?;
         let mut n = 0;
         for e in dir {
             let e = e?;
@@ -92,7 +100,7 @@ impl PidDir<'_> {
 
     /// Names of the subdirectory `name`'s entries that are numbers (PIDs, TIDs).
     pub fn numeric_entries(&self, name: &str) -> io::Result<Vec<i32>> {
-        numeric_entries_of(&self.open_dir(name)?)
+        numeric_entries_of(self.open_dir(name)?)
     }
 
     fn open_dir(&self, name: &str) -> io::Result<OwnedFd> {
@@ -111,8 +119,8 @@ pub fn list_pids(path: &std::path::Path) -> io::Result<Vec<i32>> {
     ProcRoot::open(path)?.pids()
 }
 
-fn numeric_entries_of(fd: &OwnedFd) -> io::Result<Vec<i32>> {
-    let dir = rustix::fs::Dir::read_from(fd)?;
+fn numeric_entries_of(fd: OwnedFd) -> io::Result<Vec<i32>> {
+    let dir = rustix::fs::Dir::new(fd)?;
     let mut out = Vec::new();
     for e in dir {
         let e = e?;
