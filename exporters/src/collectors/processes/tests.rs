@@ -189,3 +189,28 @@ fn without_groups_only_node_exporter_metrics() {
 fn matches_upstream_e2e() {
     crate::testutil::assert_matches_e2e("processes", &|f| f.starts_with("node_processes_"));
 }
+
+#[test]
+fn smaps_and_username_template() {
+    let kids = Kids::start("ospreysmapD", 1, None);
+    let pid = kids.children[0].id();
+    assert!(wait_until(
+        || std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "ospreysmapD")
+    ));
+    let c = collector(
+        "[processes]\nsmaps = true\n[[processes.group]]\nname = \"{{.Username}}-{{.Comm}}\"\ncomm = [\"ospreysmapD\"]\n",
+    );
+    let m = scrape(&*c);
+    let uid = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:").and_then(|v| v.split_whitespace().nth(1)).map(str::to_owned))
+        .unwrap();
+    let user = lookup_user(Path::new("/etc/passwd"), uid.parse().unwrap());
+    let g = format!("{user}-ospreysmapD");
+    assert_eq!(m[&format!("namedprocess_namegroup_num_procs{{groupname={g}}}")], 1.0, "{m:?}");
+    assert!(m[&format!("namedprocess_namegroup_memory_bytes{{groupname={g},memtype=proportionalResident}}")] > 0.0);
+    assert!(
+        m.contains_key(&format!("namedprocess_namegroup_memory_bytes{{groupname={g},memtype=proportionalSwapped}}"))
+    );
+}
