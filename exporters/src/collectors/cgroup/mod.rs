@@ -150,10 +150,25 @@ impl Usage {
 /// Deepest slice nesting walked (systemd nests a slice per `-` in its name).
 const MAX_DEPTH: usize = 16;
 
+/// A cgroup directory opened once, so each of its files costs one `openat` + `read` without a
+/// walk of the whole path; `None` inside when the directory does not exist (controller not
+/// mounted, unit gone).
+struct CgDir(Option<AttrDir>);
+
+impl CgDir {
+    fn open(path: &Path) -> Self {
+        Self(AttrDir::open(path).ok())
+    }
+}
+
+/// Largest cgroup file read (`io.stat` of a host with many block devices).
+const FILE_BUF: usize = 16 * 1024;
+
 /// Reads a small cgroup file; `None` when it is absent or unreadable (controller disabled,
 /// `psi=0`, unit removed).
-fn read(dir: &Path, file: &str) -> Option<String> {
-    std::fs::read_to_string(dir.join(file)).ok()
+fn read(dir: &CgDir, file: &str) -> Option<String> {
+    let mut buf = [0u8; FILE_BUF];
+    dir.0.as_ref()?.read(file, &mut buf).ok().map(str::to_owned)
 }
 
 impl Cgroup {
@@ -222,7 +237,7 @@ impl Cgroup {
         let mut u = Usage::default();
         match layout {
             Layout::V2(root) => {
-                let dir = root.join(&unit.rel);
+                let dir = CgDir::open(&root.join(&unit.rel));
                 if let Some(s) = read(&dir, "cpu.stat").and_then(|t| parse::cpu_stat(&t)) {
                     u.cpu = Some((s.user_usec as f64 / 1e6, s.system_usec as f64 / 1e6));
                     u.throttled = s.throttled_usec.map(|v| v as f64 / 1e6);
@@ -236,7 +251,7 @@ impl Cgroup {
                 read_pressure(&dir, &mut u);
             }
             Layout::V1 { cpuacct, memory, pids, blkio, unified, .. } => {
-                if let Some(d) = cpuacct.as_ref().map(|c| c.join(&unit.rel)) {
+                if let Some(d) = cpuacct.as_ref().map(|c| CgDir::open(&c.join(&unit.rel))) {
                     let ns = |f: &str| read(&d, f).and_then(|t| parse::single(&t));
                     u.cpu = match (ns("cpuacct.usage_user"), ns("cpuacct.usage_sys")) {
                         (Some(a), Some(b)) => Some((a as f64 / 1e9, b as f64 / 1e9)),
@@ -245,23 +260,23 @@ impl Cgroup {
                             .map(|(a, b)| (a as f64 / 100.0, b as f64 / 100.0)),
                     };
                 }
-                if let Some(d) = memory.as_ref().map(|m| m.join(&unit.rel)) {
+                if let Some(d) = memory.as_ref().map(|m| CgDir::open(&m.join(&unit.rel))) {
                     u.memory = read(&d, "memory.usage_in_bytes").and_then(|t| parse::single(&t));
                     u.memory_peak = read(&d, "memory.max_usage_in_bytes").and_then(|t| parse::single(&t));
                     let memsw = read(&d, "memory.memsw.usage_in_bytes").and_then(|t| parse::single(&t));
                     u.swap = memsw.zip(u.memory).map(|(sw, m)| sw.saturating_sub(m));
                 }
-                if let Some(d) = pids.as_ref().map(|p| p.join(&unit.rel)) {
+                if let Some(d) = pids.as_ref().map(|p| CgDir::open(&p.join(&unit.rel))) {
                     u.tasks = read(&d, "pids.current").and_then(|t| parse::single(&t));
                     u.tasks_max = read(&d, "pids.max").and_then(|t| parse::single(&t));
                 }
-                if let Some(d) = blkio.as_ref().map(|b| b.join(&unit.rel))
+                if let Some(d) = blkio.as_ref().map(|b| CgDir::open(&b.join(&unit.rel)))
                     && let (Some(bytes), Some(ops)) =
                         (read(&d, "blkio.throttle.io_service_bytes"), read(&d, "blkio.throttle.io_serviced"))
                 {
                     u.io = parse::blkio_v1(&bytes, &ops);
                 }
-                if let Some(d) = unified.as_ref().map(|p| p.join(&unit.rel)) {
+                if let Some(d) = unified.as_ref().map(|p| CgDir::open(&p.join(&unit.rel))) {
                     if u.cpu.is_none()
                         && let Some(s) = read(&d, "cpu.stat").and_then(|t| parse::cpu_stat(&t))
                     {
@@ -280,7 +295,8 @@ impl Cgroup {
             .entry((major, minor))
             .or_insert_with(|| {
                 let key = format!("{major}:{minor}");
-                read(&self.dev_block.join(&key), "uevent")
+                std::fs::read_to_string(self.dev_block.join(&key).join("uevent"))
+                    .ok()
                     .and_then(|t| parse::uevent_devname(&t).map(str::to_owned))
                     .unwrap_or(key)
             })
@@ -386,7 +402,7 @@ const PSI_NAMES: [PsiName; 3] = [
     ),
 ];
 
-fn read_pressure(dir: &Path, u: &mut Usage) {
+fn read_pressure(dir: &CgDir, u: &mut Usage) {
     for res in ["cpu", "io", "memory"] {
         if let Some(t) = read(dir, &format!("{res}.pressure")) {
             let (some, full) = parse::pressure(&t);
