@@ -128,6 +128,10 @@ fn unknown(origin: &str, line: usize, key: &str, known: &HashMap<String, FlagKin
             rest.map(|r| r.split('.').next().unwrap_or(r))
         })
         .collect();
+    let mut siblings = siblings;
+    if parent.is_empty() {
+        siblings.extend(SECTIONS.iter().map(|(name, _)| *name));
+    }
     let list: Vec<&str> = siblings.into_iter().collect();
     let scope = if parent.is_empty() { "at the top level".to_owned() } else { format!("under `{parent}`") };
     ConfigError(format!("{origin}:{line}: unknown key `{key}`; valid keys {scope}: {}", list.join(", ")))
@@ -156,6 +160,7 @@ mod tests {
         assert!(e.0.contains("listen-address"), "{e}");
         let e = parse("[nope]\nx = 1\n", "agent.toml").unwrap_err();
         assert!(e.0.contains("unknown key `nope`"), "{e}");
+        assert!(e.0.contains("processes"), "table sections are listed too: {e}");
     }
 
     #[test]
