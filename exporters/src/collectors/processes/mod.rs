@@ -11,6 +11,7 @@
 //! exits between listing and reading is skipped silently.
 
 pub mod config;
+mod group;
 mod host;
 mod read;
 
@@ -18,6 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use config::{ProcAttrs, ProcessesConfig, TemplateInput};
+use group::{Counts, GroupNow, Sample, States};
 use read::PidDir;
 
 pub use config::parse_section;
@@ -45,75 +47,6 @@ pub static DEF: Def = Def {
 /// Ticks per second of `/proc/PID/stat` times.
 const USER_HZ: f64 = 100.0;
 
-/// Counters of one process or group (ticks for CPU).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Counts {
-    utime: u64,
-    stime: u64,
-    read_bytes: u64,
-    write_bytes: u64,
-    majflt: u64,
-    minflt: u64,
-    ctx_vol: u64,
-    ctx_nonvol: u64,
-}
-
-impl Counts {
-    fn add(&mut self, d: &Self) {
-        self.utime += d.utime;
-        self.stime += d.stime;
-        self.read_bytes += d.read_bytes;
-        self.write_bytes += d.write_bytes;
-        self.majflt += d.majflt;
-        self.minflt += d.minflt;
-        self.ctx_vol += d.ctx_vol;
-        self.ctx_nonvol += d.ctx_nonvol;
-    }
-
-    fn delta_since(&self, old: &Self) -> Self {
-        Self {
-            utime: self.utime.saturating_sub(old.utime),
-            stime: self.stime.saturating_sub(old.stime),
-            read_bytes: self.read_bytes.saturating_sub(old.read_bytes),
-            write_bytes: self.write_bytes.saturating_sub(old.write_bytes),
-            majflt: self.majflt.saturating_sub(old.majflt),
-            minflt: self.minflt.saturating_sub(old.minflt),
-            ctx_vol: self.ctx_vol.saturating_sub(old.ctx_vol),
-            ctx_nonvol: self.ctx_nonvol.saturating_sub(old.ctx_nonvol),
-        }
-    }
-}
-
-/// Process states as process-exporter buckets them.
-#[derive(Clone, Copy, Debug, Default)]
-struct States {
-    running: u64,
-    sleeping: u64,
-    waiting: u64,
-    zombie: u64,
-    other: u64,
-}
-
-impl States {
-    fn count(&mut self, state: u8) {
-        match state {
-            b'R' => self.running += 1,
-            b'S' => self.sleeping += 1,
-            b'D' => self.waiting += 1,
-            b'Z' => self.zombie += 1,
-            _ => self.other += 1,
-        }
-    }
-
-    fn add(&mut self, o: &Self) {
-        self.running += o.running;
-        self.sleeping += o.sleeping;
-        self.waiting += o.waiting;
-        self.zombie += o.zombie;
-        self.other += o.other;
-    }
-}
-
 /// What the agent remembers of a process between scrapes.
 #[derive(Debug)]
 enum Known {
@@ -131,39 +64,6 @@ struct Tracked {
     last: Counts,
     start_secs: f64,
     fd_limit: Option<u64>,
-}
-
-/// The per-scrape view of a tracked process.
-#[derive(Debug, Default)]
-struct Sample {
-    delta: Counts,
-    resident: u64,
-    virt: u64,
-    swap: u64,
-    pss: u64,
-    swap_pss: u64,
-    open_fds: Option<u64>,
-    fd_limit: Option<u64>,
-    threads: u64,
-    states: States,
-    start_secs: f64,
-}
-
-/// A group's numbers in one scrape.
-#[derive(Debug, Default)]
-struct GroupNow {
-    procs: u64,
-    counts: Counts,
-    resident: u64,
-    virt: u64,
-    swap: u64,
-    pss: u64,
-    swap_pss: u64,
-    open_fds: u64,
-    worst_fd_ratio: f64,
-    threads: u64,
-    states: States,
-    oldest: Option<f64>,
 }
 
 #[derive(Debug, Default)]
@@ -320,7 +220,7 @@ impl Processes {
             Known::Ignored { seen, .. } => *seen == generation,
             Known::Tracked(t) => t.seen == generation,
         });
-        Ok((Self::group(samples, &mut st.accum), host))
+        Ok((group::group(samples, &mut st.accum), host))
     }
 
     fn track(&self, stat: &read::Stat, group: std::sync::Arc<str>, generation: u64) -> Tracked {
@@ -478,45 +378,6 @@ impl Processes {
             None => Self::ancestor_group(ppid, new, known, depth + 1),
         }
     }
-
-    /// Sums samples into groups and adds the accumulated counters (which it updates).
-    fn group(
-        samples: Vec<(std::sync::Arc<str>, Sample)>,
-        accum: &mut BTreeMap<std::sync::Arc<str>, Counts>,
-    ) -> BTreeMap<std::sync::Arc<str>, GroupNow> {
-        let mut groups: BTreeMap<std::sync::Arc<str>, GroupNow> = BTreeMap::new();
-        for (name, s) in samples {
-            let g = groups.entry(name).or_default();
-            g.procs += 1;
-            g.counts.add(&s.delta);
-            g.resident += s.resident;
-            g.virt += s.virt;
-            g.swap += s.swap;
-            g.pss += s.pss;
-            g.swap_pss += s.swap_pss;
-            if let Some(n) = s.open_fds {
-                g.open_fds += n;
-                if let Some(limit) = s.fd_limit.filter(|&l| l > 0) {
-                    let ratio = n as f64 / limit as f64;
-                    if ratio > g.worst_fd_ratio {
-                        g.worst_fd_ratio = ratio;
-                    }
-                }
-            }
-            g.threads += s.threads;
-            g.states.add(&s.states);
-            g.oldest = Some(g.oldest.map_or(s.start_secs, |o: f64| o.min(s.start_secs)));
-        }
-        for (name, g) in &mut groups {
-            let acc = accum.entry(name.clone()).or_default();
-            acc.add(&g.counts);
-            g.counts = *acc;
-        }
-        for (name, acc) in accum.iter() {
-            groups.entry(name.clone()).or_insert_with(|| GroupNow { counts: *acc, ..GroupNow::default() });
-        }
-        groups
-    }
 }
 
 /// The user name of `uid` from `passwd` (the UID as text when unknown, as process-exporter).
@@ -533,10 +394,6 @@ fn lookup_user(passwd: &Path, uid: u32) -> String {
         .unwrap_or_else(|| uid.to_string())
 }
 
-/// Go's `time.Time{}.Unix()`: the start time process-exporter reports for a group with no
-/// process left.
-const GO_ZERO_TIME: f64 = -62_135_596_800.0;
-
 impl Collector for Processes {
     fn name(&self) -> &'static str {
         DEF.name
@@ -545,90 +402,7 @@ impl Collector for Processes {
     fn collect(&self, out: &mut Sink) -> Result<(), CollectError> {
         let (groups, host) = self.update()?;
         host.emit(&self.procfs, out)?;
-        let g = |out: &mut Sink, name: &str, help: &str, group: &str, v: f64| {
-            out.gauge_with(name, help, &[("groupname", group)], v);
-        };
-        for (name, n) in &groups {
-            let name = &**name;
-            g(out, "namedprocess_namegroup_num_procs", "number of processes in this group", name, n.procs as f64);
-            let mem = "number of bytes of memory in use";
-            let memf = "namedprocess_namegroup_memory_bytes";
-            out.gauge_with(memf, mem, &[("groupname", name), ("memtype", "resident")], n.resident as f64);
-            out.gauge_with(memf, mem, &[("groupname", name), ("memtype", "virtual")], n.virt as f64);
-            out.gauge_with(memf, mem, &[("groupname", name), ("memtype", "swapped")], n.swap as f64);
-            if self.cfg.smaps {
-                out.gauge_with(memf, mem, &[("groupname", name), ("memtype", "proportionalResident")], n.pss as f64);
-                out.gauge_with(
-                    memf,
-                    mem,
-                    &[("groupname", name), ("memtype", "proportionalSwapped")],
-                    n.swap_pss as f64,
-                );
-            }
-            g(
-                out,
-                "namedprocess_namegroup_oldest_start_time_seconds",
-                "start time in seconds since 1970/01/01 of oldest process in group",
-                name,
-                n.oldest.map_or(GO_ZERO_TIME, f64::floor),
-            );
-            g(
-                out,
-                "namedprocess_namegroup_open_filedesc",
-                "number of open file descriptors for this group",
-                name,
-                n.open_fds as f64,
-            );
-            g(
-                out,
-                "namedprocess_namegroup_worst_fd_ratio",
-                "the worst (closest to 1) ratio between open fds and max fds among all procs in this group",
-                name,
-                n.worst_fd_ratio,
-            );
-            let cpu = "namedprocess_namegroup_cpu_seconds_total";
-            let cpuh = "Cpu user usage in seconds";
-            let c = &n.counts;
-            out.counter_with(cpu, cpuh, &[("groupname", name), ("mode", "user")], c.utime as f64 / USER_HZ);
-            out.counter_with(cpu, cpuh, &[("groupname", name), ("mode", "system")], c.stime as f64 / USER_HZ);
-            let ctr = |out: &mut Sink, metric: &str, help: &str, v: u64| {
-                out.counter_with(metric, help, &[("groupname", name)], v as f64);
-            };
-            ctr(out, "namedprocess_namegroup_read_bytes_total", "number of bytes read by this group", c.read_bytes);
-            ctr(
-                out,
-                "namedprocess_namegroup_write_bytes_total",
-                "number of bytes written by this group",
-                c.write_bytes,
-            );
-            ctr(out, "namedprocess_namegroup_major_page_faults_total", "Major page faults", c.majflt);
-            ctr(out, "namedprocess_namegroup_minor_page_faults_total", "Minor page faults", c.minflt);
-            let cs = "namedprocess_namegroup_context_switches_total";
-            out.counter_with(
-                cs,
-                "Context switches",
-                &[("groupname", name), ("ctxswitchtype", "voluntary")],
-                c.ctx_vol as f64,
-            );
-            out.counter_with(
-                cs,
-                "Context switches",
-                &[("groupname", name), ("ctxswitchtype", "nonvoluntary")],
-                c.ctx_nonvol as f64,
-            );
-            g(out, "namedprocess_namegroup_num_threads", "Number of threads", name, n.threads as f64);
-            let sh = "Number of processes in states Running, Sleeping, Waiting, Zombie, or Other";
-            let s = &n.states;
-            for (state, v) in [
-                ("Running", s.running),
-                ("Sleeping", s.sleeping),
-                ("Waiting", s.waiting),
-                ("Zombie", s.zombie),
-                ("Other", s.other),
-            ] {
-                out.gauge_with("namedprocess_namegroup_states", sh, &[("groupname", name), ("state", state)], v as f64);
-            }
-        }
+        group::write(out, &groups, self.cfg.smaps);
         if self.cfg.groups.is_empty() {
             return Ok(());
         }

@@ -144,7 +144,7 @@ fn exited_processes_keep_counters_and_the_group() {
         "{m2:?}"
     );
     assert!(cpu_of(&m2) >= before, "counter decreased: {} < {before}", cpu_of(&m2));
-    assert_eq!(m2["namedprocess_namegroup_oldest_start_time_seconds{groupname=burn}"], super::GO_ZERO_TIME);
+    assert_eq!(m2["namedprocess_namegroup_oldest_start_time_seconds{groupname=burn}"], super::group::GO_ZERO_TIME);
 }
 
 #[test]
