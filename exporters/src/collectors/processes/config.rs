@@ -64,7 +64,7 @@ struct SectionToml {
     /// process-exporter's `-children` (default true).
     #[serde(default = "yes")]
     children: bool,
-    /// process-exporter's `-threads` (default true).
+    /// Read `task/*/` of multi-threaded processes, as process-exporter always does (default true).
     #[serde(default = "yes")]
     threads: bool,
     /// process-exporter's `-gather-smaps` (default false here: it costs a large read per process).
