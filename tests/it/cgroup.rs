@@ -17,6 +17,8 @@ struct TestUnit {
 impl Drop for TestUnit {
     fn drop(&mut self) {
         if let Some(c) = &mut self.child {
+            // The whole process group: the shell's `sleep` child lives in the cgroup too.
+            let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", c.id())]).status();
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -54,8 +56,10 @@ fn busy_service_cgroup_reports_cpu_and_pressure() {
         }
         t.dirs.push(d);
     }
-    let child = Command::new("sh")
-        .args(["-c", "read x; i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; sleep 300"])
+    let mut cmd = Command::new("sh");
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let child = cmd
+        .args(["-c", "read x; i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; exec sleep 300"])
         .stdin(Stdio::piped())
         .spawn()
         .expect("spawn");
