@@ -5,7 +5,6 @@
 //! `collectors/mod.rs`; the command line, the TOML file and `--help` pick it up from here.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use agent_core::{Collector, HostPaths};
 use regex::Regex;
@@ -49,6 +48,9 @@ pub struct Def {
 /// A flag's resolved value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Value {
+    /// A validated table section of the config file (e.g. `[[processes.group]]`), parsed by
+    /// the module that owns it; see [`Ctx::section`].
+    Section(Section),
     /// A boolean flag.
     Bool(bool),
     /// A string flag (may be empty).
@@ -57,27 +59,31 @@ pub enum Value {
     List(Vec<String>),
 }
 
-/// What a collector is built from: host paths, the resolved value of every flag and the
-/// config file (for collectors configured by `[[table]]` arrays, see
-/// [`crate::config_file::tables`]).
+/// A parsed config-file section, shared read-only with the collector that owns it.
+#[derive(Clone)]
+pub struct Section(pub std::sync::Arc<dyn std::any::Any + Send + Sync>);
+
+impl std::fmt::Debug for Section {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Section(..)")
+    }
+}
+
+impl PartialEq for Section {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Section {}
+
+/// What a collector is built from: host paths and the resolved value of every flag.
 #[derive(Clone, Debug, Default)]
 pub struct Ctx {
     /// Host paths.
     pub paths: HostPaths,
     /// Flag values by full flag name.
     pub values: HashMap<String, Value>,
-    /// The config file's text, when one was given.
-    pub config: Option<Arc<ConfigSource>>,
-}
-
-/// The text of the agent's config file, kept so collectors can read their own tables with
-/// file:line errors.
-#[derive(Clone, Debug, Default)]
-pub struct ConfigSource {
-    /// The file name used in errors.
-    pub origin: String,
-    /// The whole file.
-    pub text: String,
 }
 
 impl Ctx {
@@ -99,6 +105,14 @@ impl Ctx {
         match self.values.get(name) {
             Some(Value::List(v)) => v,
             _ => &[],
+        }
+    }
+
+    /// The config-file section stored under `key` (e.g. `processes`), if the file had one.
+    pub fn section<T: Send + Sync + 'static>(&self, key: &str) -> Option<std::sync::Arc<T>> {
+        match self.values.get(key) {
+            Some(Value::Section(s)) => std::sync::Arc::clone(&s.0).downcast().ok(),
+            _ => None,
         }
     }
 

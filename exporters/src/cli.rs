@@ -178,12 +178,9 @@ where
 
 fn resolve(m: &ArgMatches) -> Result<Settings, ConfigError> {
     let config_file = m.get_one::<String>("config").map(PathBuf::from);
-    let (file_values, config) = match &config_file {
-        Some(p) => {
-            let (values, src) = crate::config_file::load_source(p)?;
-            (values, Some(std::sync::Arc::new(src)))
-        }
-        None => (HashMap::new(), None),
+    let file_values = match &config_file {
+        Some(p) => crate::config_file::load(p)?,
+        None => HashMap::new(),
     };
     let mut values: HashMap<String, Value> = HashMap::new();
     for (f, _) in all_flags() {
@@ -202,6 +199,12 @@ fn resolve(m: &ArgMatches) -> Result<Settings, ConfigError> {
         });
         values.insert(f.name.to_owned(), v);
     }
+    // Table sections of the file (`[[processes.group]]`, …) go to their collectors as parsed.
+    for (k, v) in &file_values {
+        if matches!(v, Value::Section(_)) {
+            values.insert(k.clone(), v.clone());
+        }
+    }
     let get = |name: &str| values.get(name).cloned();
     let str_of = |name: &str| match get(name) {
         Some(Value::Str(s)) => s,
@@ -217,15 +220,7 @@ fn resolve(m: &ArgMatches) -> Result<Settings, ConfigError> {
                 Some(Value::Bool(b)) => Some(*b),
                 _ => None,
             })
-            .unwrap_or_else(|| {
-                // A collector configured by `[[tables]]` in the file is opted in by them.
-                let tables = config.as_deref().is_some_and(|c| {
-                    crate::collectors::TABLES
-                        .iter()
-                        .any(|(key, owner)| *owner == d.name && crate::config_file::has_tables(c, key))
-                });
-                tables || (d.default_enabled && !disable_defaults)
-            });
+            .unwrap_or(d.default_enabled && !disable_defaults);
         toggles.push((id, on));
         if on {
             enabled.push(d.name);
@@ -291,7 +286,7 @@ fn resolve(m: &ArgMatches) -> Result<Settings, ConfigError> {
         log_format,
         config_file,
         enabled,
-        ctx: Ctx { paths, values, config },
+        ctx: Ctx { paths, values },
     })
 }
 

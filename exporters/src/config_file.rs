@@ -1,10 +1,6 @@
 //! The agent's optional TOML file: every flag is a dotted key (`[web] listen-address`,
 //! `[collector.cpu] info = true`, `[collector.cpu] enabled = false`). Unknown keys and wrong
 //! types are errors with the file, line and the valid keys.
-//!
-//! Collectors configured by lists of entries own a top-level array of tables (`[[probe]]`,
-//! registered in [`crate::collectors::TABLES`]); they read it with [`tables`], which gives
-//! serde errors (unknown fields, wrong types) the file and line.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -12,9 +8,18 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
-use crate::catalog::{ConfigSource, FlagKind, Value};
+use crate::catalog::{FlagKind, Value};
 use crate::cli::{ConfigError, GLOBAL_FLAGS};
-use crate::collectors::{ALL, TABLES};
+use crate::collectors::ALL;
+
+/// Parses one top-level table section (its key, e.g. `processes`, is owned by a module):
+/// `(text, origin, value)` → the value stored under that key in the result, or an error with
+/// file and line.
+pub type SectionParser = fn(&str, &str, &toml::Spanned<DeValue<'_>>) -> Result<Value, ConfigError>;
+
+/// Top-level tables parsed by their own modules instead of mapping to flags.
+static SECTIONS: &[(&str, SectionParser)] =
+    &[("probe", crate::collectors::probe::parse_section), ("processes", crate::collectors::processes::parse_section)];
 
 /// Every key the file accepts, with its kind.
 fn known_keys() -> HashMap<String, FlagKind> {
@@ -36,30 +41,14 @@ pub fn load(path: &Path) -> Result<HashMap<String, Value>, ConfigError> {
     parse(&text, &path.display().to_string())
 }
 
-/// [`load`], also returning the file's text for collectors that read their own tables.
-pub fn load_source(path: &Path) -> Result<(HashMap<String, Value>, ConfigSource), ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError(format!("reading config file {}: {e}", path.display())))?;
-    let origin = path.display().to_string();
-    let values = parse(&text, &origin)?;
-    Ok((values, ConfigSource { origin, text }))
-}
-
-/// True when the file has a top-level `[[key]]` array.
-pub fn has_tables(src: &ConfigSource, key: &str) -> bool {
-    DeTable::parse(&src.text).is_ok_and(|t| t.get_ref().contains_key(key))
-}
-
-/// The entries of the top-level `[[key]]` array, each with the line it starts on, decoded
-/// as `T` (whose serde errors, e.g. `deny_unknown_fields`, come back as `file:line: …`).
-pub fn tables<T: DeserializeOwned>(src: &ConfigSource, key: &str) -> Result<Vec<(usize, T)>, ConfigError> {
-    let text = src.text.as_str();
-    let origin = &src.origin;
-    let root = DeTable::parse(text).map_err(|e| {
-        let line = e.span().map_or(0, |s| line_of(text, s.start));
-        ConfigError(format!("{origin}:{line}: invalid TOML: {}", e.message()))
-    })?;
-    let Some(v) = root.get_ref().get(key) else { return Ok(Vec::new()) };
+/// The entries of a top-level `[[key]]` array (value `v`), each with the line it starts on,
+/// decoded as `T` (whose serde errors, e.g. `deny_unknown_fields`, come back as `file:line: …`).
+pub fn table_array<T: DeserializeOwned>(
+    text: &str,
+    origin: &str,
+    key: &str,
+    v: &toml::Spanned<DeValue<'_>>,
+) -> Result<Vec<(usize, T)>, ConfigError> {
     let line = line_of(text, v.span().start);
     let DeValue::Array(items) = v.get_ref() else {
         return Err(ConfigError(format!("{origin}:{line}: `{key}`: expected [[{key}]] tables")));
@@ -91,7 +80,8 @@ pub fn parse(text: &str, origin: &str) -> Result<HashMap<String, Value>, ConfigE
     Ok(out)
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
+/// The 1-based line of byte `offset` in `text`.
+pub fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
 }
 
@@ -106,11 +96,13 @@ fn flatten(
     for (k, v) in table {
         let key = if prefix.is_empty() { k.get_ref().to_string() } else { format!("{prefix}.{}", k.get_ref()) };
         let line = line_of(text, k.span().start);
-        if prefix.is_empty() && TABLES.iter().any(|(t, _)| *t == key) {
-            // Checked in detail by the owning collector at build time.
-            if !matches!(v.get_ref(), DeValue::Array(a) if a.iter().all(|i| matches!(i.get_ref(), DeValue::Table(_)))) {
-                return Err(ConfigError(format!("{origin}:{line}: `{key}`: expected [[{key}]] tables")));
-            }
+        if prefix.is_empty()
+            && let Some((_, parse)) = SECTIONS.iter().find(|(name, _)| *name == key)
+        {
+            let value = parse(text, origin, v)?;
+            // A section that configures a collector turns it on unless the file says otherwise.
+            out.entry(format!("collector.{key}.enabled")).or_insert(Value::Bool(true));
+            out.insert(key, value);
             continue;
         }
         if let DeValue::Table(sub) = v.get_ref()
@@ -167,7 +159,7 @@ fn unknown(origin: &str, line: usize, key: &str, known: &HashMap<String, FlagKin
         .collect();
     let mut siblings = siblings;
     if parent.is_empty() {
-        siblings.extend(TABLES.iter().map(|(t, _)| *t));
+        siblings.extend(SECTIONS.iter().map(|(name, _)| *name));
     }
     let list: Vec<&str> = siblings.into_iter().collect();
     let scope = if parent.is_empty() { "at the top level".to_owned() } else { format!("under `{parent}`") };
@@ -197,33 +189,13 @@ mod tests {
         assert!(e.0.contains("listen-address"), "{e}");
         let e = parse("[nope]\nx = 1\n", "agent.toml").unwrap_err();
         assert!(e.0.contains("unknown key `nope`"), "{e}");
+        assert!(e.0.contains("processes"), "table sections are listed too: {e}");
     }
 
     #[test]
     fn wrong_type_is_reported() {
         let e = parse("[collector.loadavg]\nenabled = \"yes\"\n", "agent.toml").unwrap_err();
         assert_eq!(e.0, "agent.toml:2: key `collector.loadavg.enabled`: expected true or false");
-    }
-
-    #[test]
-    fn table_arrays_are_left_to_their_collector_but_must_be_tables() {
-        assert!(parse("[[probe]]\nname = \"a\"\nwhatever = 1\n", "a.toml").unwrap().is_empty());
-        let e = parse("\nprobe = 1\n", "a.toml").unwrap_err();
-        assert_eq!(e.0, "a.toml:2: `probe`: expected [[probe]] tables");
-        #[derive(serde::Deserialize, Debug)]
-        #[serde(deny_unknown_fields)]
-        #[allow(dead_code)]
-        struct T {
-            name: String,
-        }
-        let src = ConfigSource {
-            origin: "a.toml".into(),
-            text: "[[probe]]\nname = \"a\"\n\n[[probe]]\nnam = \"b\"\n".into(),
-        };
-        let e = tables::<T>(&src, "probe").unwrap_err();
-        assert!(e.0.starts_with("a.toml:5: [[probe]]: unknown field `nam`"), "{e}");
-        let src = ConfigSource { origin: "a.toml".into(), text: "[[probe]]\nname = \"a\"\n".into() };
-        assert_eq!(tables::<T>(&src, "probe").unwrap()[0].0, 1);
     }
 
     #[test]

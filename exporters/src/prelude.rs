@@ -7,4 +7,4 @@ pub use agent_core::collector::{
 };
 pub use agent_core::{CollectError, Collector, HostPaths, MetricFamily, MetricType, Sample, Sink};
 
-pub use crate::catalog::{ConfigSource, Ctx, Def, DeviceFilter, Flag, FlagKind};
+pub use crate::catalog::{Ctx, Def, DeviceFilter, Flag, FlagKind};

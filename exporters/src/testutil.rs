@@ -73,7 +73,7 @@ pub fn fixture_ctx(overrides: &[(&str, Value)]) -> Ctx {
     for (k, v) in overrides {
         values.insert((*k).to_owned(), v.clone());
     }
-    Ctx { paths, values, ..Ctx::default() }
+    Ctx { paths, values }
 }
 
 /// Runs collector `name` once over the fixtures with upstream's e2e flags; returns text 0.0.4.

@@ -2,10 +2,12 @@
 //! `osprey-agent` against real peers (stock Prometheus, promtool, node_exporter).
 
 mod agent_cli;
+mod cgroup;
 mod filesystem_hung;
 mod harness;
 mod node_exporter_e2e;
 mod peers;
 mod probe;
+mod processes;
 mod systemd;
 mod ttar;

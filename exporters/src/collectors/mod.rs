@@ -6,6 +6,7 @@ mod arp;
 mod bcache;
 mod bonding;
 mod btrfs;
+mod cgroup;
 mod conntrack;
 mod cpu;
 mod cpufreq;
@@ -31,7 +32,8 @@ mod nvme;
 mod os;
 mod powersupplyclass;
 mod pressure;
-mod probe;
+pub mod probe;
+pub mod processes;
 mod rapl;
 mod schedstat;
 mod selinux;
@@ -51,17 +53,13 @@ mod watchdog;
 mod xfs;
 mod zfs;
 
-/// Top-level `[[key]]` arrays of the agent's config file and the collector each configures
-/// (read with [`crate::config_file::tables`]); a collector whose tables are present is
-/// enabled unless disabled explicitly.
-pub static TABLES: &[(&str, &str)] = &[("probe", "probe")];
-
 /// Every collector the agent knows, in any order (flags and output are sorted by name).
 pub static ALL: &[&Def] = &[
     &arp::DEF,
     &bcache::DEF,
     &bonding::DEF,
     &btrfs::DEF,
+    &cgroup::DEF,
     &conntrack::DEF,
     &cpu::DEF,
     &cpufreq::DEF,
@@ -88,6 +86,7 @@ pub static ALL: &[&Def] = &[
     &powersupplyclass::DEF,
     &pressure::DEF,
     &probe::DEF,
+    &processes::DEF,
     &rapl::DEF,
     &schedstat::DEF,
     &selinux::DEF,

@@ -39,10 +39,11 @@ pub static DEF: Def = Def {
     build: |ctx| {
         let collector_timeout =
             crate::cli::parse_duration(ctx.str("collector.timeout")).unwrap_or(Duration::from_secs(10));
-        let probes = match &ctx.config {
-            Some(src) => load(src, collector_timeout)?,
-            None => Vec::new(),
-        };
+        let cap = collector_timeout.mul_f64(0.9);
+        let probes = ctx
+            .section::<Vec<Probe>>("probe")
+            .map(|p| p.iter().map(|p| Probe { timeout: p.timeout.min(cap), ..p.clone() }).collect())
+            .unwrap_or_default();
         Ok(Box::new(Probes { probes }))
     },
 };
@@ -85,6 +86,7 @@ impl Kind {
 }
 
 /// A validated probe.
+#[derive(Clone)]
 struct Probe {
     name: String,
     kind: Kind,
@@ -93,6 +95,7 @@ struct Probe {
 }
 
 /// What a probe does, resolved at start-up.
+#[derive(Clone)]
 enum How {
     Tcp(String),
     Unix(PathBuf),
@@ -100,7 +103,7 @@ enum How {
 }
 
 /// The parts of an `http(s)://host[:port]/path` URL a GET needs.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 struct Url {
     https: bool,
     /// Host as written (brackets kept for IPv6), for `Host:` and connecting.
@@ -140,12 +143,27 @@ impl Url {
     }
 }
 
+/// The config file's `[[probe]]` section, validated when the file is read (timeouts are
+/// capped below `--collector.timeout` when the collector is built).
+pub fn parse_section(
+    text: &str,
+    origin: &str,
+    v: &toml::Spanned<toml::de::DeValue<'_>>,
+) -> Result<crate::catalog::Value, crate::cli::ConfigError> {
+    let probes = load(text, origin, v, Duration::MAX)?;
+    Ok(crate::catalog::Value::Section(crate::catalog::Section(Arc::new(probes))))
+}
+
 /// Reads and validates the `[[probe]]` entries; errors carry file and line.
-fn load(src: &ConfigSource, collector_timeout: Duration) -> anyhow::Result<Vec<Probe>> {
-    let cap = collector_timeout.mul_f64(0.9);
+fn load(
+    text: &str,
+    origin: &str,
+    v: &toml::Spanned<toml::de::DeValue<'_>>,
+    cap: Duration,
+) -> Result<Vec<Probe>, crate::cli::ConfigError> {
     let mut probes: Vec<Probe> = Vec::new();
-    for (line, p) in crate::config_file::tables::<ProbeConfig>(src, "probe").map_err(|e| anyhow::anyhow!(e.0))? {
-        let at = |msg: String| anyhow::anyhow!("{}:{line}: [[probe]] {:?}: {msg}", src.origin, p.name);
+    for (line, p) in crate::config_file::table_array::<ProbeConfig>(text, origin, "probe", v)? {
+        let at = |msg: String| crate::cli::ConfigError(format!("{origin}:{line}: [[probe]] {:?}: {msg}", p.name));
         if p.name.is_empty() {
             return Err(at("`name` must not be empty".into()));
         }
@@ -365,8 +383,11 @@ fn parse_status_line(buf: &[u8]) -> Option<u16> {
 mod tests {
     use super::*;
 
-    fn src(text: &str) -> ConfigSource {
-        ConfigSource { origin: "agent.toml".into(), text: text.into() }
+    /// The probes of a whole config text, timeouts capped at 0.9 × `collector_timeout`.
+    fn load(text: &str, collector_timeout: Duration) -> Result<Vec<Probe>, String> {
+        let doc = toml::de::DeTable::parse(text).unwrap();
+        let v = doc.get_ref().get("probe").unwrap();
+        super::load(text, "agent.toml", v, collector_timeout.mul_f64(0.9)).map_err(|e| e.0)
     }
 
     #[test]
@@ -391,32 +412,26 @@ mod tests {
     #[test]
     fn config_errors_name_file_line_and_reason() {
         let ten = Duration::from_secs(10);
-        let e = load(&src("[[probe]]\nname = \"a\"\nkind = \"tcp\"\ntarget = \"x:1\"\ntimout = \"1s\"\n"), ten)
-            .err()
-            .unwrap()
-            .to_string();
+        let e =
+            load("[[probe]]\nname = \"a\"\nkind = \"tcp\"\ntarget = \"x:1\"\ntimout = \"1s\"\n", ten).err().unwrap();
         assert!(e.starts_with("agent.toml:") && e.contains("unknown field `timout`"), "{e}");
         let two = "[[probe]]\nname = \"a\"\nkind = \"tcp\"\ntarget = \"x:1\"\n\n[[probe]]\nname = \"a\"\nkind = \"unix\"\ntarget = \"/s\"\n";
-        let e = load(&src(two), ten).err().unwrap().to_string();
+        let e = load(two, ten).err().unwrap();
         assert_eq!(e, "agent.toml:6: [[probe]] \"a\": duplicate probe name");
-        let e =
-            load(&src("[[probe]]\nname = \"a\"\nkind = \"udp\"\ntarget = \"x:1\"\n"), ten).err().unwrap().to_string();
+        let e = load("[[probe]]\nname = \"a\"\nkind = \"udp\"\ntarget = \"x:1\"\n", ten).err().unwrap();
         assert!(e.starts_with("agent.toml:3:") && e.contains("udp"), "{e}");
-        let e =
-            load(&src("[[probe]]\nname = \"a\"\nkind = \"tcp\"\ntarget = \"nope\"\n"), ten).err().unwrap().to_string();
+        let e = load("[[probe]]\nname = \"a\"\nkind = \"tcp\"\ntarget = \"nope\"\n", ten).err().unwrap();
         assert!(e.contains("expected host:port"), "{e}");
-        let e =
-            load(&src("[[probe]]\nname = \"a\"\nkind = \"http\"\ntarget = \"http://x/\"\ntimeout = \"soon\"\n"), ten)
-                .err()
-                .unwrap()
-                .to_string();
+        let e = load("[[probe]]\nname = \"a\"\nkind = \"http\"\ntarget = \"http://x/\"\ntimeout = \"soon\"\n", ten)
+            .err()
+            .unwrap();
         assert!(e.contains("`timeout`"), "{e}");
     }
 
     #[test]
     fn timeouts_are_capped_below_the_collector_timeout() {
         let p = load(
-            &src("[[probe]]\nname = \"a\"\nkind = \"tcp\"\ntarget = \"x:1\"\ntimeout = \"1m\"\n"),
+            "[[probe]]\nname = \"a\"\nkind = \"tcp\"\ntarget = \"x:1\"\ntimeout = \"1m\"\n",
             Duration::from_secs(2),
         )
         .unwrap();

@@ -1,0 +1,75 @@
+//! node_exporter's `processes` collector (`node_processes_*`), computed in the same pass over
+//! `/proc` as the process groups: `--collector.processes` carried over from node_exporter means
+//! what it meant there.
+
+use std::collections::BTreeMap;
+
+use super::read::{self, PidDir, Stat};
+use crate::prelude::*;
+
+/// Host-wide process and thread counts of one scrape.
+#[derive(Debug, Default)]
+pub struct HostCounts {
+    /// Processes whose `stat` could be read.
+    pub pids: u64,
+    /// Sum of `num_threads`.
+    pub threads: u64,
+    /// Processes by state letter.
+    pub states: BTreeMap<String, u64>,
+    /// Threads by state letter (only processes with a readable `task` directory).
+    pub thread_states: BTreeMap<String, u64>,
+}
+
+impl HostCounts {
+    /// Counts one process; its threads' states come from `task/*/stat` when it has more than
+    /// one (a single thread's state is the process's).
+    pub fn count(&mut self, dir: &PidDir<'_>, stat: &Stat, pid: i32, buf: &mut Vec<u8>) {
+        self.pids += 1;
+        self.threads += stat.num_threads;
+        let state = char::from(stat.state).to_string();
+        *self.states.entry(state.clone()).or_default() += 1;
+        if stat.num_threads <= 1 {
+            // As node_exporter: the task directory must exist (fixture trees may lack it).
+            if dir.exists("task") {
+                *self.thread_states.entry(state).or_default() += 1;
+            }
+            return;
+        }
+        let Ok(tids) = dir.numeric_entries("task") else { return };
+        for tid in tids {
+            if tid == pid {
+                *self.thread_states.entry(state.clone()).or_default() += 1;
+                continue;
+            }
+            let td = dir.sub(&format!("task/{tid}"));
+            if td.read_into("stat", buf).is_err() {
+                continue; // the thread exited
+            }
+            if let Some(ts) = read::parse_stat(buf) {
+                *self.thread_states.entry(char::from(ts.state).to_string()).or_default() += 1;
+            }
+        }
+    }
+
+    /// Writes the `node_processes_*` families; `procfs` gives the kernel limits.
+    pub fn emit(&self, procfs: &Path, out: &mut Sink) -> Result<(), CollectError> {
+        out.gauge("node_processes_threads", "Allocated threads in system", self.threads as f64);
+        let max_threads = read_u64(&procfs.join("sys/kernel/threads-max"))?;
+        out.gauge("node_processes_max_threads", "Limit of threads in the system", max_threads as f64);
+        for (s, n) in &self.states {
+            out.gauge_with("node_processes_state", "Number of processes in each state.", &[("state", s)], *n as f64);
+        }
+        for (s, n) in &self.thread_states {
+            out.gauge_with(
+                "node_processes_threads_state",
+                "Number of threads in each state.",
+                &[("thread_state", s)],
+                *n as f64,
+            );
+        }
+        let pid_max = read_u64(&procfs.join("sys/kernel/pid_max"))?;
+        out.gauge("node_processes_pids", "Number of PIDs", self.pids as f64);
+        out.gauge("node_processes_max_processes", "Number of max PIDs limit", pid_max as f64);
+        Ok(())
+    }
+}
