@@ -23,20 +23,35 @@ pub fn conformance() -> PathBuf {
     }
 }
 
-/// Path of the `osprey-agent` binary, built once per test run.
+/// Path of the `osprey-agent` binary. With `OSPREY_BIN_DIR` set (`.ci/run` sets it after its
+/// `cargo build --workspace --bins`), the binary is taken from there as is. Otherwise it is
+/// built once per test process with the same arguments as `.ci/run`; a build from inside a test
+/// sees the test runner's environment, which some build scripts track, so CI avoids it (it
+/// rebuilt dependencies inside the first test, over a minute).
 pub fn agent_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
+    BIN.get_or_init(|| built_bin("osprey-agent"))
+}
+
+/// A binary of this workspace by name: from `OSPREY_BIN_DIR`, or built (see [`agent_bin`]).
+pub fn built_bin(name: &str) -> PathBuf {
+    if let Some(dir) = std::env::var_os("OSPREY_BIN_DIR") {
+        let bin = PathBuf::from(dir).join(name);
+        assert!(bin.is_file(), "{} missing: run `cargo build --workspace --bins` first", bin.display());
+        return bin;
+    }
+    static BUILD: OnceLock<()> = OnceLock::new();
+    BUILD.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "exporters", "--bin", "osprey-agent"])
+            .args(["build", "--quiet", "--workspace", "--bins"])
             .current_dir(workspace())
             .status()
             .expect("running cargo build");
-        assert!(status.success(), "building osprey-agent failed");
-        let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace().join("target"), PathBuf::from);
-        target.join("debug/osprey-agent")
-    })
+        assert!(status.success(), "building the workspace binaries failed");
+    });
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace().join("target"), PathBuf::from);
+    target.join("debug").join(name)
 }
 
 /// A peer program from PATH; `None` (with a visible SKIP line) when missing, unless
