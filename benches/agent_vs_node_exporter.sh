@@ -10,7 +10,7 @@ SCRAPES="${1:-500}"
 NE="$(command -v prometheus-node-exporter || true)"
 [ -n "$NE" ] || { echo "prometheus-node-exporter not installed (apt-get install prometheus-node-exporter)" >&2; exit 1; }
 cargo build --release -q -p exporters --bin osprey-agent
-AGENT="$PWD/target/release/osprey-agent"
+AGENT="${CARGO_TARGET_DIR:-$PWD/target}/release/osprey-agent"
 
 # The common collector set: every collector both know (default-enabled ones in node_exporter
 # plus ours), so both do the same work.

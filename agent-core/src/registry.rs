@@ -1,17 +1,29 @@
 //! The registry: runs every enabled collector concurrently for each scrape, each with its own
 //! timeout, and reports `node_scrape_collector_{duration_seconds,success}`.
 //!
-//! A collector runs on tokio's blocking pool. A collector still running from an earlier scrape
-//! (stuck in a syscall, say) is not started again: it is reported with success 0 until it
-//! returns, so stuck threads never pile up.
+//! Collectors run on a few *lanes* (threads of tokio's blocking pool) that take the selected
+//! collectors one after another from a shared queue. A collector that exceeds its timeout is
+//! reported with success 0, its lane is abandoned and a fresh lane carries on with the queue.
+//! A collector still running from an earlier scrape (stuck in a syscall, say) is not started
+//! again: it is reported with success 0 until it returns, so stuck threads never pile up.
 
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::collector::{CollectError, Collector, Sink};
+use crate::collector::{CollectError, Collector};
 use crate::model::{MetricFamily, MetricType};
+
+mod lanes;
+
+use lanes::Job;
+
+/// Collectors that run at the same time by default. Most collectors take microseconds, so
+/// more lanes buy nothing but thread hand-offs and allocator contention (measured in
+/// `benches/agent_vs_node_exporter.sh`); a slow or stuck collector never holds up the others
+/// because a lane stuck past the timeout is replaced.
+pub const DEFAULT_LANES: usize = 2;
 
 /// How often the same collector's error is logged at most.
 const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(300);
@@ -59,6 +71,7 @@ pub struct CollectorReport {
 pub struct Registry {
     entries: Vec<Entry>,
     timeout: Duration,
+    lanes: usize,
 }
 
 impl std::fmt::Debug for Registry {
@@ -71,9 +84,17 @@ impl std::fmt::Debug for Registry {
 }
 
 impl Registry {
-    /// An empty registry whose collectors each get `timeout` per scrape.
+    /// An empty registry whose collectors each get `timeout` per scrape, run on
+    /// [`DEFAULT_LANES`] lanes.
     pub fn new(timeout: Duration) -> Self {
-        Self { entries: Vec::new(), timeout }
+        Self { entries: Vec::new(), timeout, lanes: DEFAULT_LANES }
+    }
+
+    /// Sets how many collectors may run at the same time (at least 1).
+    #[must_use]
+    pub fn with_lanes(mut self, lanes: usize) -> Self {
+        self.lanes = lanes.max(1);
+        self
     }
 
     /// Adds a collector.
@@ -93,8 +114,8 @@ impl Registry {
     /// Runs the collectors selected by `select` concurrently and returns their families plus
     /// the `node_scrape_collector_*` families (not yet normalized).
     pub async fn gather(&self, select: impl Fn(&str) -> bool) -> (Vec<MetricFamily>, Vec<CollectorReport>) {
-        let mut tasks = tokio::task::JoinSet::new();
         let mut reports = Vec::new();
+        let mut items = Vec::new();
         for (idx, e) in self.entries.iter().enumerate() {
             let name = e.collector.name();
             if !select(name) {
@@ -105,47 +126,23 @@ impl Registry {
                 reports.push(CollectorReport { name, duration: Duration::ZERO, success: false });
                 continue;
             }
-            let collector = Arc::clone(&e.collector);
-            let busy = Arc::clone(&e.busy);
-            let timeout = self.timeout;
-            tasks.spawn(async move {
-                let handle = tokio::task::spawn_blocking(move || {
-                    let start = Instant::now();
-                    let mut sink = Sink::new();
-                    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| collector.collect(&mut sink)))
-                        .unwrap_or_else(|_| Err(CollectError::Other("collector panicked".into())));
-                    busy.store(false, Ordering::Release);
-                    (sink, res, start.elapsed())
-                });
-                match tokio::time::timeout(timeout, handle).await {
-                    Ok(Ok((sink, res, dur))) => (idx, Some(sink), res, dur),
-                    Ok(Err(join)) => {
-                        (idx, None, Err(CollectError::Other(format!("collector task failed: {join}"))), timeout)
-                    }
-                    Err(_) => (
-                        idx,
-                        None,
-                        Err(CollectError::Other(format!("timed out after {}s", timeout.as_secs_f64()))),
-                        timeout,
-                    ),
-                }
-            });
+            items.push(Job { idx, collector: Arc::clone(&e.collector), busy: Arc::clone(&e.busy) });
         }
+        let outcomes = lanes::run(items, self.lanes, self.timeout).await;
         let mut families = Vec::new();
-        while let Some(joined) = tasks.join_next().await {
-            let Ok((idx, sink, res, duration)) = joined else { continue };
-            let name = self.entries[idx].collector.name();
-            if let Some(sink) = sink {
+        for o in outcomes {
+            let name = self.entries[o.idx].collector.name();
+            if let Some(sink) = o.sink {
                 families.extend(sink.into_families());
             }
-            let success = match res {
+            let success = match o.result {
                 Ok(()) => true,
                 Err(err) => {
-                    self.log_error(idx, &err);
+                    self.log_error(o.idx, &err);
                     false
                 }
             };
-            reports.push(CollectorReport { name, duration, success });
+            reports.push(CollectorReport { name, duration: o.duration, success });
         }
         reports.sort_by_key(|r| r.name);
         let mut dur = MetricFamily::new(
@@ -188,6 +185,7 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collector::Sink;
 
     struct Fixed(&'static str, Result<(), ()>);
     impl Collector for Fixed {
@@ -233,5 +231,40 @@ mod tests {
         // Second scrape: the stuck one is still busy and is not started again.
         let (fams, _) = r.gather(|n| n == "stuck").await;
         assert_eq!(success(&fams, "stuck"), 0.0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stuck_collector_on_a_single_lane_does_not_hold_up_the_queue() {
+        // Regression: with lanes, a stuck collector must not delay the ones queued behind it
+        // beyond its own timeout.
+        let mut r = Registry::new(Duration::from_millis(100)).with_lanes(1);
+        r.add(Box::new(Stuck));
+        for name in ["a", "b", "c"] {
+            r.add(Box::new(Fixed(name, Ok(()))));
+        }
+        let start = Instant::now();
+        let (fams, reports) = r.gather(|_| true).await;
+        assert!(start.elapsed() < Duration::from_millis(900), "queue waited for the stuck collector");
+        assert_eq!(reports.len(), 4);
+        assert_eq!(success(&fams, "stuck"), 0.0);
+        for name in ["a", "b", "c"] {
+            assert_eq!(success(&fams, name), 1.0, "{name}");
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn every_selected_collector_is_reported_once() {
+        let mut r = Registry::new(Duration::from_secs(5)).with_lanes(3);
+        let names: Vec<&'static str> = (0..40).map(|i| &*Box::leak(format!("c{i:02}").into_boxed_str())).collect();
+        for n in &names {
+            r.add(Box::new(Fixed(n, if n.ends_with('7') { Err(()) } else { Ok(()) })));
+        }
+        let (fams, reports) = r.gather(|n| n != "c00").await;
+        let mut got: Vec<_> = reports.iter().map(|r| r.name).collect();
+        got.sort_unstable();
+        assert_eq!(got, names[1..]);
+        assert_eq!(success(&fams, "c17"), 0.0);
+        assert_eq!(success(&fams, "c18"), 1.0);
+        assert_eq!(fams.iter().filter(|f| f.name.starts_with("test_c")).count(), 39);
     }
 }

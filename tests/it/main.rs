@@ -7,3 +7,4 @@ mod harness;
 mod node_exporter_e2e;
 mod peers;
 mod tls;
+mod ttar;

@@ -287,9 +287,20 @@ fn agent_matches_node_exporter_e2e_output_per_collector() {
         }
     }
     // Upstream runs from its repository root, where the fixtures are `collector/fixtures`
-    // (file paths appear in textfile HELP text): recreate that layout with a symlink.
+    // (file paths appear in textfile HELP text and rapl labels): recreate that layout. `sys`
+    // and `udev` come from upstream's archives, as upstream's own run unpacks them (the
+    // unpacked copies lost empty directories and store symlinks as files).
     let dir = TempDir::new("e2e");
-    std::os::unix::fs::symlink(&conf, dir.join("collector")).expect("symlink");
+    let fixtures = dir.join("collector/fixtures");
+    std::fs::create_dir_all(&fixtures).expect("mkdir");
+    for entry in std::fs::read_dir(conf.join("fixtures")).expect("fixtures").flatten() {
+        let name = entry.file_name();
+        if name != "sys" && name != "udev" {
+            std::os::unix::fs::symlink(entry.path(), fixtures.join(&name)).expect("symlink");
+        }
+    }
+    crate::ttar::unpack(&conf.join("fixtures/sys.ttar"), &fixtures);
+    crate::ttar::unpack(&conf.join("fixtures/udev.ttar"), &fixtures);
     let log = std::fs::File::create(dir.join("agent.log")).expect("log");
     let mut child = std::process::Command::new(agent_bin())
         .args(&args)

@@ -27,14 +27,17 @@ mod netdev;
 mod netstat;
 mod nfs;
 mod nfsd;
+mod nvme;
 mod os;
 mod powersupplyclass;
 mod pressure;
+mod rapl;
 mod schedstat;
 mod selinux;
 mod sockstat;
 mod softnet;
 mod stat;
+mod tapestats;
 mod textfile;
 mod thermal_zone;
 mod time;
@@ -42,6 +45,7 @@ mod timex;
 mod udp_queues;
 mod uname;
 mod vmstat;
+mod watchdog;
 mod xfs;
 mod zfs;
 
@@ -72,14 +76,17 @@ pub static ALL: &[&Def] = &[
     &netstat::DEF,
     &nfs::DEF,
     &nfsd::DEF,
+    &nvme::DEF,
     &os::DEF,
     &powersupplyclass::DEF,
     &pressure::DEF,
+    &rapl::DEF,
     &schedstat::DEF,
     &selinux::DEF,
     &sockstat::DEF,
     &softnet::DEF,
     &stat::DEF,
+    &tapestats::DEF,
     &textfile::DEF,
     &thermal_zone::DEF,
     &time::DEF,
@@ -87,6 +94,7 @@ pub static ALL: &[&Def] = &[
     &udp_queues::DEF,
     &uname::DEF,
     &vmstat::DEF,
+    &watchdog::DEF,
     &xfs::DEF,
     &zfs::DEF,
 ];
