@@ -46,6 +46,8 @@ else
   cargo build --release --locked -p exporters --bin osprey-agent
 fi
 
+gzip -9n <packaging/osprey-agent.1 >"$bin_dir/release/osprey-agent.1.gz"
+
 log "cargo deb"
 deb=$(CARGO_TARGET_DIR="$bin_dir" cargo deb -p exporters --no-build --no-strip --output "$out" | tail -n 1)
 log "cargo generate-rpm"
@@ -64,6 +66,14 @@ if [ "$check" = 1 ]; then
   log "rpm -qpR $rpm"
   rpm -qpR "$rpm"
 
+  log "rpmlint $rpm"
+  # Findings cargo-generate-rpm cannot address are accepted with reasons in
+  # packaging/rpmlint-accepted.txt; anything else fails.
+  findings=$(rpmlint -c packaging/rpmlint.toml "$rpm" 2>&1 | grep -E '^osprey-agent[^:]*: [EW]: ' | sed 's/^[^:]*: //' || true)
+  unexpected=$(grep -vxF -f <(grep -v '^#' packaging/rpmlint-accepted.txt | cut -f1 | sed '/^$/d') <<<"$findings" || true)
+  echo "$findings"
+  [ -z "$unexpected" ] || { echo "unexpected rpmlint findings:" >&2; echo "$unexpected" >&2; exit 1; }
+
   log "asserting package contents"
   fail() { echo "packaging check failed: $*" >&2; exit 1; }
   ctl=$(mktemp -d)
@@ -78,7 +88,7 @@ if [ "$check" = 1 ]; then
     grep -qx "$f" <<<"$rpm_config" || fail "$f is not %config in the .rpm"
   done
   grep -q '^/etc/osprey/agent.toml cn$' <<<"$rpm_flags" || fail "agent.toml is not %config(noreplace)"
-  for f in ./usr/bin/osprey-agent ./usr/lib/systemd/system/osprey-agent.service \
+  for f in ./usr/share/man/man1/osprey-agent.1.gz ./usr/bin/osprey-agent ./usr/lib/systemd/system/osprey-agent.service \
            ./usr/lib/sysusers.d/osprey-agent.conf ./usr/lib/tmpfiles.d/osprey-agent.conf; do
     grep -qx "$f" <<<"$deb_files" || fail "$f missing from the .deb"
     grep -qx "${f#.}" <<<"$rpm_files" || fail "${f#.} missing from the .rpm"
