@@ -33,7 +33,6 @@ fn key(k: &str) -> String {
 fn pem_source(
     inline: Option<&String>,
     file: Option<&String>,
-    inline_key: &str,
     file_key: &str,
     dir: &Path,
     files: &mut Vec<PathBuf>,
@@ -45,10 +44,7 @@ fn pem_source(
             std::fs::read(&p).map(Some).map_err(|e| (key(file_key), format!("reading {}: {e}", p.display())))
         }
         (None, Some(s)) => Ok(Some(s.as_bytes().to_vec())),
-        (None, None) => {
-            let _ = inline_key;
-            Ok(None)
-        }
+        (None, None) => Ok(None),
     }
 }
 
@@ -142,9 +138,9 @@ fn provider(t: &RawTls) -> Result<CryptoProvider, KeyError> {
 
 /// Builds the server config; every file read is appended to `files` (for change watching).
 pub fn server_config(t: &RawTls, dir: &Path, files: &mut Vec<PathBuf>) -> Result<ServerConfig, KeyError> {
-    let cert_pem = pem_source(t.cert.as_ref(), t.cert_file.as_ref(), "cert", "cert_file", dir, files)?
+    let cert_pem = pem_source(t.cert.as_ref(), t.cert_file.as_ref(), "cert_file", dir, files)?
         .ok_or_else(|| (key("cert_file"), "missing one of cert or cert_file".to_owned()))?;
-    let key_pem = pem_source(t.key.as_ref(), t.key_file.as_ref(), "key", "key_file", dir, files)?
+    let key_pem = pem_source(t.key.as_ref(), t.key_file.as_ref(), "key_file", dir, files)?
         .ok_or_else(|| (key("key_file"), "missing one of key or key_file".to_owned()))?;
     let cert_key = if t.cert_file.as_deref().is_some_and(|f| !f.is_empty()) { "cert_file" } else { "cert" };
     let key_key = if t.key_file.as_deref().is_some_and(|f| !f.is_empty()) { "key_file" } else { "key" };
@@ -152,8 +148,7 @@ pub fn server_config(t: &RawTls, dir: &Path, files: &mut Vec<PathBuf>) -> Result
     // The key's parse error text never includes key material.
     let private = PrivateKeyDer::from_pem_slice(&key_pem)
         .map_err(|e| (key(key_key), format!("no usable PEM private key (PKCS#8, PKCS#1 or SEC1): {e}")))?;
-    let ca_pem =
-        pem_source(t.client_ca.as_ref(), t.client_ca_file.as_ref(), "client_ca", "client_ca_file", dir, files)?;
+    let ca_pem = pem_source(t.client_ca.as_ref(), t.client_ca_file.as_ref(), "client_ca_file", dir, files)?;
 
     let min = version(t.min_version.as_deref().unwrap_or("TLS12"), "min_version")?;
     let max = version(t.max_version.as_deref().unwrap_or("TLS13"), "max_version")?;
