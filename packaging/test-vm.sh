@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Real install in a real systemd: builds the .deb (from the debug binary unless DEB=path is
-# given), debootstraps a minimal Debian bookworm guest with systemd as PID 1 (cached in
+# given), debootstraps a minimal Debian guest (the host's release and apt archive) with systemd as PID 1 (cached in
 # $CARGO_TARGET_DIR/vm/rootfs; VM_FRESH=1 rebuilds it), boots it with qemu (software emulation;
 # VM_ACCEL=kvm to use /dev/kvm where nested KVM works), hands the .deb in through a 9p share
 # and checks, from the host through a forwarded port and from results the guest writes:
@@ -14,7 +14,11 @@ cd "$(dirname "$0")/.."
 start=$(date +%s)
 target=${CARGO_TARGET_DIR:-target}
 vm="$target/vm"
-mirror=${VM_MIRROR:-http://deb.debian.org/debian}
+# The same archive and release apt uses on this machine (VM_MIRROR / VM_SUITE override).
+apt_mirror=$(grep -hoE '^(URIs:|deb) +https?://[^ ]+' /etc/apt/sources.list /etc/apt/sources.list.d/*.sources \
+  /etc/apt/sources.list.d/*.list 2>/dev/null | awk '{print $2}' | grep -v security | head -n 1 || true)
+mirror=${VM_MIRROR:-${apt_mirror:-http://deb.debian.org/debian}}
+suite=${VM_SUITE:-$(. /etc/os-release 2>/dev/null; echo "${VERSION_CODENAME:-bookworm}")}
 mkdir -p "$vm"
 vm=$(cd "$vm" && pwd)
 
@@ -38,11 +42,11 @@ fi
 # --- guest root filesystem (cached) ---------------------------------------------------------
 root="$vm/rootfs"
 if [ "${VM_FRESH:-0}" = 1 ] || [ ! -f "$root/.debootstrap-done" ]; then
-  log "debootstrap bookworm (minbase + systemd + kernel) from $mirror"
+  log "debootstrap $suite (minbase + systemd + kernel) from $mirror"
   rm -rf "$root"
   debootstrap --variant=minbase \
     --include=systemd,systemd-sysv,dbus,udev,linux-image-amd64,procps,iproute2,kmod \
-    bookworm "$root" "$mirror" >"$vm/debootstrap.log" 2>&1 || { tail -n 20 "$vm/debootstrap.log"; fail "debootstrap"; }
+    "$suite" "$root" "$mirror" >"$vm/debootstrap.log" 2>&1 || { tail -n 20 "$vm/debootstrap.log"; fail "debootstrap"; }
   touch "$root/.debootstrap-done"
 fi
 if [ ! -f "$root/.osprey-ready" ]; then

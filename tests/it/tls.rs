@@ -344,6 +344,7 @@ fn renewed_certificate_is_picked_up_while_scrapes_run_and_bad_reload_keeps_the_o
 #[test]
 fn bad_web_configs_stop_the_agent_with_file_key_and_reason() {
     let dir = TempDir::new("tls-bad");
+    write_server(&dir, &Pki::new("test CA").leaf(&["localhost"], false));
     let cases = [
         (
             "tls_server_config:\n  cert_file: server.crt\n  key_fiel: server.key\n",
@@ -356,7 +357,16 @@ fn bad_web_configs_stop_the_agent_with_file_key_and_reason() {
             "missing.crt",
         ),
         ("basic_auth_users:\n  prom: hunter2hunter2\n", "basic_auth_users.prom", "not a bcrypt hash"),
-        ("tls_server_config:\n  cert_file: a\n  key_file: b\n  min_version: TLS10\n", "tls_server_config.", ""),
+        (
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  min_version: TLS10\n",
+            "tls_server_config.min_version",
+            "rustls implements TLS 1.2 and 1.3 only",
+        ),
+        (
+            "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n",
+            "tls_server_config.client_ca_file",
+            "needs client_ca_file",
+        ),
     ];
     for (text, key, reason) in cases {
         std::fs::write(dir.join("web.yml"), text).expect("write");
