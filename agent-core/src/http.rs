@@ -1,19 +1,23 @@
 //! HTTP serving: `/metrics` (with node_exporter's `collect[]` / `exclude[]`), `/`,
 //! `/-/healthy`, `/-/ready`, `POST /-/reload`; a cap on concurrent scrapes; gzip;
-//! graceful shutdown.
+//! graceful shutdown; the web config's TLS, basic auth and headers (see [`crate::auth`],
+//! [`crate::conn`]).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{RawQuery, State};
+use axum::extract::{RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+
+use crate::auth::WebHandle;
+pub use crate::conn::serve;
 
 use crate::encode::{Format, encode};
 use crate::model::{MetricFamily, MetricType, Sample, Suffix, normalize};
@@ -59,11 +63,19 @@ pub struct AgentState {
     stats: Stats,
     buffers: Mutex<Vec<Vec<u8>>>,
     compressors: Mutex<Vec<flate2::Compress>>,
+    web: Arc<WebHandle>,
+    last_reload_ok: AtomicBool,
+    last_reload_success: AtomicU64,
 }
 
 impl AgentState {
     /// State serving `registry`, optionally reloadable.
     pub fn new(registry: Registry, opts: ServeOptions, reloader: Option<Reloader>) -> Arc<Self> {
+        Self::with_web(registry, opts, reloader, WebHandle::plain())
+    }
+
+    /// State serving `registry` with the web config `web` (TLS, auth, headers).
+    pub fn with_web(registry: Registry, opts: ServeOptions, reloader: Option<Reloader>, web: WebHandle) -> Arc<Self> {
         let permits = if opts.max_requests == 0 { Semaphore::MAX_PERMITS } else { opts.max_requests };
         Arc::new(Self {
             registry: RwLock::new(Arc::new(registry)),
@@ -73,17 +85,70 @@ impl AgentState {
             stats: Stats::default(),
             buffers: Mutex::new(Vec::new()),
             compressors: Mutex::new(Vec::new()),
+            web: Arc::new(web),
+            last_reload_ok: AtomicBool::new(true),
+            last_reload_success: AtomicU64::new(unix_now()),
         })
     }
 
-    /// Rebuilds the registry with the reloader; on error the old one stays.
+    /// The web config handle (TLS, auth).
+    pub fn web(&self) -> &Arc<WebHandle> {
+        &self.web
+    }
+
+    /// Rebuilds the registry with the reloader and re-reads the web config; whatever fails
+    /// keeps its running version, and `osprey_agent_config_last_reload_successful` says so.
     pub fn reload(&self) -> Result<(), String> {
-        let Some(reloader) = &self.reloader else { return Err("reload is not configured".into()) };
-        let new = reloader()?;
-        if let Ok(mut r) = self.registry.write() {
-            *r = Arc::new(new);
+        let mut errors = Vec::new();
+        match &self.reloader {
+            Some(reloader) => match reloader() {
+                Ok(new) => {
+                    if let Ok(mut r) = self.registry.write() {
+                        *r = Arc::new(new);
+                    }
+                }
+                Err(e) => errors.push(e),
+            },
+            None => errors.push("reload is not configured".into()),
         }
-        Ok(())
+        if let Err(e) = self.web.reload() {
+            errors.push(format!("web config: {e}"));
+        }
+        self.record_reload(errors.is_empty());
+        if errors.is_empty() { Ok(()) } else { Err(errors.join("; ")) }
+    }
+
+    /// Re-reads the web config when one of its files changed; `None` when nothing changed.
+    pub fn reload_web_if_changed(&self) -> Option<Result<(), String>> {
+        if !self.web.files_changed() {
+            return None;
+        }
+        let r = self.web.reload().map_err(|e| format!("web config: {e}"));
+        self.record_reload(r.is_ok());
+        Some(r)
+    }
+
+    fn reload_families(&self, prefix: &str) -> [MetricFamily; 2] {
+        let mut ok = MetricFamily::new(
+            format!("{prefix}_config_last_reload_successful"),
+            "Whether the last configuration reload attempt was successful.",
+            MetricType::Gauge,
+        );
+        ok.push(&[], if self.last_reload_ok.load(Ordering::Relaxed) { 1.0 } else { 0.0 });
+        let mut ts = MetricFamily::new(
+            format!("{prefix}_config_last_reload_success_timestamp_seconds"),
+            "Timestamp of the last successful configuration reload (or of the start).",
+            MetricType::Gauge,
+        );
+        ts.push(&[], self.last_reload_success.load(Ordering::Relaxed) as f64);
+        [ok, ts]
+    }
+
+    fn record_reload(&self, ok: bool) {
+        self.last_reload_ok.store(ok, Ordering::Relaxed);
+        if ok {
+            self.last_reload_success.store(unix_now(), Ordering::Relaxed);
+        }
     }
 
     fn registry(&self) -> Arc<Registry> {
@@ -107,6 +172,7 @@ impl AgentState {
         }
         let p = self.opts.program.replace('-', "_");
         let s = &self.stats;
+        out.extend(self.reload_families(&p));
         let mut c = MetricFamily::new(
             format!("{p}_scrapes_total"),
             "Scrapes of the metrics endpoint served.",
@@ -208,6 +274,32 @@ impl AgentState {
     }
 }
 
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Polls the web config's files every `interval` and reloads it when one changed (certificate
+/// renewals, edited users), logging the outcome.
+pub async fn watch_web_config(state: Arc<AgentState>, interval: std::time::Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let st = Arc::clone(&state);
+        let r = tokio::task::spawn_blocking(move || st.reload_web_if_changed()).await.ok().flatten();
+        match r {
+            Some(Ok(())) => tracing::info!("web config reloaded (files changed)"),
+            Some(Err(e)) => tracing::error!(error = %e, "web config reload failed; keeping the running configuration"),
+            None => {}
+        }
+    }
+}
+
+async fn web_guard(State(st): State<Arc<AgentState>>, req: Request, next: axum::middleware::Next) -> Response {
+    crate::auth::guard(&st.web, req, next).await
+}
+
 fn bucket_sample(le: String, v: f64) -> Sample {
     Sample { suffix: Suffix::Bucket, labels: vec![("le".into(), le)], value: v, timestamp_ms: None }
 }
@@ -221,6 +313,7 @@ pub fn router(state: Arc<AgentState>) -> Router {
         .route("/-/healthy", get(|| async { "Healthy" }))
         .route("/-/ready", get(|| async { "Ready" }))
         .route("/-/reload", post(reload))
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), web_guard))
         .with_state(state)
 }
 
@@ -373,35 +466,6 @@ pub async fn bind(addrs: &[String]) -> Result<Vec<TcpListener>, String> {
         }
     }
     Ok(out)
-}
-
-/// Serves `state` on `listeners` until `shutdown` resolves, then drains in-flight requests.
-pub async fn serve(
-    listeners: Vec<TcpListener>,
-    state: Arc<AgentState>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let mut tasks = tokio::task::JoinSet::new();
-    for l in listeners {
-        let app = router(Arc::clone(&state));
-        let mut rx = rx.clone();
-        tasks.spawn(async move {
-            axum::serve(l, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.wait_for(|v| *v).await;
-                })
-                .await
-        });
-    }
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = tx.send(true);
-    });
-    while let Some(r) = tasks.join_next().await {
-        r.map_err(std::io::Error::other)??;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -17,6 +17,12 @@ pub mod registry;
 
 pub use collector::{CollectError, Collector, HostPaths, Sink};
 pub use model::{MetricFamily, MetricType, Sample, Suffix};
+pub mod auth;
+pub mod conn;
 pub mod http;
 pub mod logging;
+pub mod notify;
 pub mod process;
+pub mod ratelog;
+pub mod tls;
+pub mod web_config;

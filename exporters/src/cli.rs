@@ -42,6 +42,11 @@ pub static GLOBAL_FLAGS: &[Flag] = &[
         help: "Path to a web-config.yml enabling TLS or authentication.",
         kind: FlagKind::Str(""),
     },
+    Flag {
+        name: "web.config.watch-interval",
+        help: "How often to check the web config and its certificate files for changes (reloaded when changed); 0 = only on SIGHUP.",
+        kind: FlagKind::Str("5s"),
+    },
     Flag { name: "path.procfs", help: "procfs mountpoint.", kind: FlagKind::Str("/proc") },
     Flag { name: "path.sysfs", help: "sysfs mountpoint.", kind: FlagKind::Str("/sys") },
     Flag { name: "path.rootfs", help: "rootfs mountpoint.", kind: FlagKind::Str("/") },
@@ -82,6 +87,8 @@ pub struct Settings {
     pub disable_exporter_metrics: bool,
     /// `--web.config.file`, when given.
     pub web_config_file: Option<PathBuf>,
+    /// `--web.config.watch-interval`; zero = no polling.
+    pub web_config_watch: Duration,
     /// Per-collector timeout.
     pub collector_timeout: Duration,
     /// Log level.
@@ -262,6 +269,14 @@ fn resolve(m: &ArgMatches) -> Result<Settings, ConfigError> {
         other => return Err(ConfigError(format!("--log.format: expected logfmt or json, got {other:?}"))),
     };
     let web_config_file = Some(str_of("web.config.file")).filter(|s| !s.is_empty()).map(PathBuf::from);
+    let watch = str_of("web.config.watch-interval");
+    let web_config_watch = if watch == "0" {
+        Duration::ZERO
+    } else {
+        parse_duration(&watch).ok_or_else(|| {
+            ConfigError(format!("--web.config.watch-interval: expected a duration like 5s or 0, got {watch:?}"))
+        })?
+    };
     let paths = HostPaths {
         procfs: str_of("path.procfs").into(),
         sysfs: str_of("path.sysfs").into(),
@@ -281,6 +296,7 @@ fn resolve(m: &ArgMatches) -> Result<Settings, ConfigError> {
         max_requests,
         disable_exporter_metrics,
         web_config_file,
+        web_config_watch,
         collector_timeout,
         log_level,
         log_format,

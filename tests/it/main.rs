@@ -10,4 +10,5 @@ mod peers;
 mod probe;
 mod processes;
 mod systemd;
+mod tls;
 mod ttar;
