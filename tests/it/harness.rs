@@ -43,7 +43,20 @@ pub fn built_bin(name: &str) -> PathBuf {
     static BUILD: OnceLock<()> = OnceLock::new();
     BUILD.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
+        // Without the package variables cargo set for this test (CARGO_PKG_NAME,
+        // CARGO_MANIFEST_DIR, …): ring's build script tracks them, and values other than a plain
+        // `cargo build` sees would rebuild ring and everything above it on every test run.
+        let mut cmd = Command::new(cargo);
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy();
+            if ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_CRATE_", "CARGO_BIN_", "CARGO_PRIMARY_", "CARGO_TARGET_TMPDIR"]
+                .iter()
+                .any(|p| k.starts_with(p))
+            {
+                cmd.env_remove(k.as_ref());
+            }
+        }
+        let status = cmd
             .args(["build", "--quiet", "--workspace", "--bins"])
             .current_dir(workspace())
             .status()

@@ -429,6 +429,27 @@ fn systemd_bus_that_disappears_fails_then_reconnects_without_restart() {
     assert!(agent.log_text().contains("systemd"), "the failure was logged");
 }
 
+#[test]
+fn systemd_manager_that_stops_answering_times_out_then_recovers() {
+    let dir = TempDir::new("systemd-stall");
+    let Some(bus) = Bus::start(&dir) else { return };
+    let fake = FakeSystemd::start(&bus, 10);
+    let agent = agent_on(&bus, &["--collector.timeout=1s"], &dir);
+    assert_eq!(success(&scrape(agent.port)), Some(1.0));
+    // Frozen: the bus still accepts calls but no reply ever comes.
+    let pid = fake.0.id().to_string();
+    assert!(Command::new("kill").args(["-STOP", &pid]).status().expect("kill").success());
+    let start = Instant::now();
+    let text = scrape(agent.port);
+    let took = start.elapsed();
+    let _ = Command::new("kill").args(["-CONT", &pid]).status();
+    assert_eq!(success(&text), Some(0.0), "{text}");
+    println!("scrape against a frozen systemd took {:.3}s (collector timeout 1s)", took.as_secs_f64());
+    assert!(took < Duration::from_secs(5), "the scrape waited {took:?}");
+    let back = eventually(Duration::from_secs(10), || (success(&scrape(agent.port)) == Some(1.0)).then_some(()));
+    assert!(back.is_some(), "collector did not recover after the manager answered again");
+}
+
 /// Runs only where systemd is PID 1 (the packaging VM test); prints why it did nothing else.
 #[test]
 fn systemd_against_the_real_system_bus() {
