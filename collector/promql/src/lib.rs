@@ -1,0 +1,20 @@
+//! Osprey's PromQL engine.
+//!
+//! Parsing is the `promql-parser` crate's; evaluation is ours. The engine reads data through the
+//! narrow [`storage::Queryable`] trait, so any store (the collector's TSDB, or the in-memory
+//! [`storage::MemStorage`]) can back it.
+
+mod aggregate;
+mod binop;
+pub mod engine;
+mod functions;
+mod histogram;
+pub mod labels;
+mod rangefns;
+pub mod storage;
+pub mod value;
+
+pub use engine::{Engine, EngineOptions, parse};
+pub use labels::Labels;
+pub use storage::{MemStorage, Queryable};
+pub use value::{Error, QueryResult, QueryValue, RangeSeries, Sample};
