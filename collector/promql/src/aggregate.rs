@@ -111,10 +111,7 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr, ts: i64) -> Result
         Some(Value::Scalar(v)) => *v,
         _ => 0.0,
     };
-    if matches!(op, "topk" | "bottomk" | "limitk" | "limit_ratio" | "quantile") && fparam.is_nan() && op != "quantile" {
-        return Err(Error::Exec("Parameter value is NaN".into()));
-    }
-    if op == "quantile" && !(0.0..=1.0).contains(&fparam) {
+    if op == "quantile" && (fparam.is_nan() || !(0.0..=1.0).contains(&fparam)) {
         ev.warn(format!("quantile value should be between 0 and 1, got {}", format_float_plain(fparam)));
     }
     if op == "count_values" {
@@ -141,20 +138,28 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr, ts: i64) -> Result
     }
     let k_ops = matches!(op, "topk" | "bottomk" | "limitk");
     if k_ops {
-        if fparam.abs() >= 9.223_372_036_854_776e18 {
-            return Err(Error::Exec(format!("scalar value {} overflows int64", format_float_plain(fparam))));
-        }
-        if (fparam as i64) < 1 {
+        if input.is_empty() || fparam < 1.0 {
             return Ok(Value::Vector(Vec::new()));
         }
+        if fparam.is_nan() {
+            return Err(Error::Exec("Parameter value is NaN".into()));
+        }
+        if fparam >= 9.223_372_036_854_776e18 {
+            return Err(Error::Exec(format!("Scalar value {} overflows int64", format_float_plain(fparam))));
+        }
     }
-    if op == "limit_ratio" && fparam == 0.0 {
-        return Ok(Value::Vector(Vec::new()));
+    if op == "limit_ratio" {
+        if fparam == 0.0 || input.is_empty() {
+            return Ok(Value::Vector(Vec::new()));
+        }
+        if fparam.is_nan() {
+            return Err(Error::Exec("Ratio value is NaN".into()));
+        }
     }
     let ratio = fparam.clamp(-1.0, 1.0);
     if op == "limit_ratio" && !(-1.0..=1.0).contains(&fparam) {
         ev.warn(format!(
-            "ratio value should be between -1 and 1, got {} capping to {}",
+            "ratio value should be between -1 and 1, got {}, capping to {}",
             format_float_plain(fparam),
             format_float_plain(ratio)
         ));

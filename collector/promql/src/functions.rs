@@ -96,7 +96,7 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, ts: i64) -> Result<Value> {
             let desc = name == "sort_desc";
             v.sort_by(|a, b| nan_last(a.v, b.v, desc));
             if ev.start != ev.end {
-                ev.warn(format!("{name} is ineffective for range queries since results are always ordered by labels"));
+                ev.warn("sort is ineffective for range queries since results are always ordered by labels".into());
             }
             Ok(Value::Vector(v))
         }
@@ -104,6 +104,9 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, ts: i64) -> Result<Value> {
             let mut v = ev.eval_vector(&args[0], ts)?;
             let names: Vec<String> = args[1..].iter().map(|a| string_arg(a)).collect::<Result<_>>()?;
             let desc = name == "sort_by_label_desc";
+            if ev.start != ev.end {
+                ev.warn("sort is ineffective for range queries since results are always ordered by labels".into());
+            }
             v.sort_by(|a, b| {
                 for n in &names {
                     let (x, y) = (a.labels.get(n).unwrap_or(""), b.labels.get(n).unwrap_or(""));
@@ -330,12 +333,21 @@ fn call_range(ev: &mut Evaluator<'_>, name: &str, args: &[Box<Expr>], mi: usize,
     (ra.rt, ra.range) = window_of(ev, &args[mi], ts);
     let m: Vec<RangeSeries> = ev.eval_matrix(&args[mi], ts)?;
     let keep_name = matches!(name, "last_over_time" | "first_over_time");
+    let check_counter = matches!(name, "rate" | "increase") && matches!(*args[mi], Expr::MatrixSelector(_));
     let mut out = Vec::with_capacity(m.len());
     for s in m {
         if s.points.is_empty() {
             continue;
         }
         if let Some(v) = rangefns::eval(name, &s.points, &ra)? {
+            if check_counter {
+                let n = s.labels.name().unwrap_or("");
+                if !n.is_empty() && !["_total", "_sum", "_count", "_bucket"].iter().any(|suf| n.ends_with(suf)) {
+                    ev.info(format!(
+                        "metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {n:?}"
+                    ));
+                }
+            }
             out.push(Sample { labels: s.labels, t: ts, v, drop_name: s.drop_name || !keep_name });
         }
     }
