@@ -112,7 +112,7 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr, ts: i64) -> Result
         _ => 0.0,
     };
     if op == "quantile" && (fparam.is_nan() || !(0.0..=1.0).contains(&fparam)) {
-        ev.warn(format!("quantile value should be between 0 and 1, got {}", format_float_plain(fparam)));
+        ev.warn(&format!("quantile value should be between 0 and 1, got {}", format_float_plain(fparam)));
     }
     if op == "count_values" {
         let Some(Value::String(label)) = param else {
@@ -126,39 +126,38 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr, ts: i64) -> Result
         for s in &input {
             let metric = s.labels.with(&label, &format_float_plain(s.v));
             let key = grouping_key(&metric, modifier);
-            match groups.get(&key) {
-                Some(&i) => out[i].v += 1.0,
-                None => {
-                    groups.insert(key.clone(), out.len());
-                    out.push(Sample { labels: key, t: ts, v: 1.0, drop_name: false });
-                }
+            if let Some(&i) = groups.get(&key) {
+                out[i].v += 1.0;
+            } else {
+                groups.insert(key.clone(), out.len());
+                out.push(Sample { labels: key, t: ts, v: 1.0, drop_name: false });
             }
         }
         return Ok(Value::Vector(out));
     }
     let k_ops = matches!(op, "topk" | "bottomk" | "limitk");
     if k_ops {
-        if input.is_empty() || fparam < 1.0 {
-            return Ok(Value::Vector(Vec::new()));
-        }
         if fparam.is_nan() {
             return Err(Error::Exec("Parameter value is NaN".into()));
+        }
+        if input.is_empty() || fparam < 1.0 {
+            return Ok(Value::Vector(Vec::new()));
         }
         if fparam >= 9.223_372_036_854_776e18 {
             return Err(Error::Exec(format!("Scalar value {} overflows int64", format_float_plain(fparam))));
         }
     }
     if op == "limit_ratio" {
-        if fparam == 0.0 || input.is_empty() {
-            return Ok(Value::Vector(Vec::new()));
-        }
         if fparam.is_nan() {
             return Err(Error::Exec("Ratio value is NaN".into()));
+        }
+        if fparam == 0.0 || input.is_empty() {
+            return Ok(Value::Vector(Vec::new()));
         }
     }
     let ratio = fparam.clamp(-1.0, 1.0);
     if op == "limit_ratio" && !(-1.0..=1.0).contains(&fparam) {
-        ev.warn(format!(
+        ev.warn(&format!(
             "ratio value should be between -1 and 1, got {}, capping to {}",
             format_float_plain(fparam),
             format_float_plain(ratio)
@@ -174,16 +173,7 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr, ts: i64) -> Result
         } else {
             index.insert(key.clone(), groups.len());
             let f = s.v;
-            groups.push(Group {
-                labels: key,
-                value: f,
-                mean: f,
-                count: 0.0,
-                drop_name: s.drop_name,
-                ..Group::default()
-            });
-            let g = groups.last_mut().expect("just pushed");
-            g.value = match op {
+            let value = match op {
                 "group" => 1.0,
                 "stddev" | "stdvar" => {
                     if f.is_nan() || f.is_infinite() {
@@ -192,11 +182,19 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr, ts: i64) -> Result
                         0.0
                     }
                 }
-                "sum" | "avg" => 0.0,
                 _ => f,
             };
-            g.mean = if matches!(op, "stddev" | "stdvar") { 0.0 } else { f };
-            groups.len() - 1
+            let mut g = Group { labels: key, value, mean: f, count: 1.0, drop_name: s.drop_name, ..Group::default() };
+            if matches!(op, "topk" | "bottomk" | "limitk" | "limit_ratio") {
+                groups.push(g);
+                groups.len() - 1
+            } else {
+                if op == "quantile" {
+                    g.values.push(f);
+                }
+                groups.push(g);
+                continue;
+            }
         };
         let g = &mut groups[gi];
         g.drop_name |= s.drop_name;

@@ -213,7 +213,7 @@ fn vector_vector(op: Op, b: &BinaryExpr, lhs: Vec<Sample>, rhs: Vec<Sample>, ret
         }
         let metric = result_metric(&ls.labels, &rs.labels, op, &m, one_to_one);
         if one_to_one {
-            if st.one.insert(sig, ()).is_some() {
+            if !st.one.insert(sig) {
                 return Err(Error::Exec(
                     "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)"
                         .into(),
@@ -240,7 +240,7 @@ fn vector_vector(op: Op, b: &BinaryExpr, lhs: Vec<Sample>, rhs: Vec<Sample>, ret
         for rs in &rhs {
             let sig = m.signature(&rs.labels);
             let done =
-                if one_to_one { st.one.contains_key(&sig) } else { st.many.get(&sig).is_some_and(|s| !s.is_empty()) };
+                if one_to_one { st.one.contains(&sig) } else { st.many.get(&sig).is_some_and(|s| !s.is_empty()) };
             if done {
                 continue;
             }
@@ -253,7 +253,7 @@ fn vector_vector(op: Op, b: &BinaryExpr, lhs: Vec<Sample>, rhs: Vec<Sample>, ret
 
 #[derive(Default)]
 struct MatchedState {
-    one: HashMap<Labels, ()>,
+    one: std::collections::HashSet<Labels>,
     many: HashMap<Labels, std::collections::HashSet<Labels>>,
 }
 

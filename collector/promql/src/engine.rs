@@ -566,12 +566,12 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Records a warning.
-    pub(crate) fn warn(&mut self, msg: String) {
+    pub(crate) fn warn(&mut self, msg: &str) {
         self.warnings.insert(format!("PromQL warning: {msg}"));
     }
 
     /// Records an info.
-    pub(crate) fn info(&mut self, msg: String) {
+    pub(crate) fn info(&mut self, msg: &str) {
         self.infos.insert(format!("PromQL info: {msg}"));
     }
 }

@@ -32,6 +32,7 @@ fn window_of(ev: &Evaluator<'_>, e: &Expr, ts: i64) -> (i64, i64) {
 }
 
 /// Evaluates a function call at `ts`.
+#[allow(clippy::many_single_char_names)]
 pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, ts: i64) -> Result<Value> {
     let name = c.func.name;
     let args = &c.args.args;
@@ -54,8 +55,10 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, ts: i64) -> Result<Value> {
             Ok(Value::Scalar(if v.len() == 1 { v[0].v } else { f64::NAN }))
         }
         "timestamp" => {
+            // Only a raw selector reports its samples' own times; anything else is at `ts`.
+            let raw = matches!(unparen(&args[0]), Expr::VectorSelector(_));
             let v = ev.eval_vector(&args[0], ts)?;
-            Ok(Value::Vector(map_drop(v, |s| s.t as f64 / 1000.0)))
+            Ok(Value::Vector(map_drop(v, |s| if raw { s.t as f64 / 1000.0 } else { ts as f64 / 1000.0 })))
         }
         "abs" | "ceil" | "floor" | "exp" | "sqrt" | "ln" | "log2" | "log10" | "sgn" | "sin" | "cos" | "tan"
         | "asin" | "acos" | "atan" | "sinh" | "cosh" | "tanh" | "asinh" | "acosh" | "atanh" | "deg" | "rad" => {
@@ -96,7 +99,7 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, ts: i64) -> Result<Value> {
             let desc = name == "sort_desc";
             v.sort_by(|a, b| nan_last(a.v, b.v, desc));
             if ev.start != ev.end {
-                ev.warn("sort is ineffective for range queries since results are always ordered by labels".into());
+                ev.warn("sort is ineffective for range queries since results are always ordered by labels");
             }
             Ok(Value::Vector(v))
         }
@@ -105,7 +108,7 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, ts: i64) -> Result<Value> {
             let names: Vec<String> = args[1..].iter().map(|a| string_arg(a)).collect::<Result<_>>()?;
             let desc = name == "sort_by_label_desc";
             if ev.start != ev.end {
-                ev.warn("sort is ineffective for range queries since results are always ordered by labels".into());
+                ev.warn("sort is ineffective for range queries since results are always ordered by labels");
             }
             v.sort_by(|a, b| {
                 for n in &names {
@@ -140,15 +143,15 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, ts: i64) -> Result<Value> {
             let q = ev.eval_scalar(&args[0], ts)?;
             let v = ev.eval_vector(&args[1], ts)?;
             if q.is_nan() || !(0.0..=1.0).contains(&q) {
-                ev.warn(format!("quantile value should be between 0 and 1, got {}", format_float_plain(q)));
+                ev.warn(&format!("quantile value should be between 0 and 1, got {}", format_float_plain(q)));
             }
-            crate::histogram::classic(ev, v, |b| crate::histogram::bucket_quantile(q, b))
+            Ok(crate::histogram::classic(ev, v, |b| crate::histogram::bucket_quantile(q, b)))
         }
         "histogram_fraction" => {
             let lo = ev.eval_scalar(&args[0], ts)?;
             let hi = ev.eval_scalar(&args[1], ts)?;
             let v = ev.eval_vector(&args[2], ts)?;
-            crate::histogram::classic(ev, v, |b| crate::histogram::bucket_fraction(lo, hi, b))
+            Ok(crate::histogram::classic(ev, v, |b| crate::histogram::bucket_fraction(lo, hi, b)))
         }
         "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev" | "histogram_stdvar" => {
             // Native histograms only: float samples are ignored.
@@ -156,6 +159,13 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, ts: i64) -> Result<Value> {
             Ok(Value::Vector(Vec::new()))
         }
         other => Err(Error::Exec(format!("function {other:?} is not supported"))),
+    }
+}
+
+fn unparen(e: &Expr) -> &Expr {
+    match e {
+        Expr::Paren(p) => unparen(&p.expr),
+        other => other,
     }
 }
 
@@ -181,6 +191,7 @@ fn nan_last(a: f64, b: f64, desc: bool) -> std::cmp::Ordering {
 }
 
 /// Natural ordering: digit runs compare numerically.
+#[allow(clippy::many_single_char_names)]
 fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     let (ab, bb) = (a.as_bytes(), b.as_bytes());
     let (mut i, mut j) = (0, 0);
@@ -320,7 +331,7 @@ fn call_range(ev: &mut Evaluator<'_>, name: &str, args: &[Box<Expr>], mi: usize,
         "quantile_over_time" => {
             ra.p0 = ev.eval_scalar(&args[0], ts)?;
             if ra.p0.is_nan() || !(0.0..=1.0).contains(&ra.p0) {
-                ev.warn(format!("quantile value should be between 0 and 1, got {}", format_float_plain(ra.p0)));
+                ev.warn(&format!("quantile value should be between 0 and 1, got {}", format_float_plain(ra.p0)));
             }
         }
         "predict_linear" => ra.p0 = ev.eval_scalar(&args[1], ts)?,
@@ -343,7 +354,7 @@ fn call_range(ev: &mut Evaluator<'_>, name: &str, args: &[Box<Expr>], mi: usize,
             if check_counter {
                 let n = s.labels.name().unwrap_or("");
                 if !n.is_empty() && !["_total", "_sum", "_count", "_bucket"].iter().any(|suf| n.ends_with(suf)) {
-                    ev.info(format!(
+                    ev.info(&format!(
                         "metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {n:?}"
                     ));
                 }

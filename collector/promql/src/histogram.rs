@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use crate::engine::Evaluator;
 use crate::labels::Labels;
-use crate::value::{Result, Sample, Value};
+use crate::value::{Sample, Value};
 
 /// One cumulative bucket.
 #[derive(Debug, Clone, Copy)]
@@ -24,17 +24,13 @@ fn parse_le(s: &str) -> Option<f64> {
 }
 
 /// Groups `v` by labels without `le` and applies `f` to each group's buckets.
-pub(crate) fn classic(
-    ev: &mut Evaluator<'_>,
-    v: Vec<Sample>,
-    f: impl Fn(&mut Vec<Bucket>) -> (f64, bool),
-) -> Result<Value> {
+pub(crate) fn classic(ev: &mut Evaluator<'_>, v: Vec<Sample>, f: impl Fn(&mut Vec<Bucket>) -> (f64, bool)) -> Value {
     let mut index: HashMap<Labels, usize> = HashMap::new();
     let mut groups: Vec<(Labels, Vec<Bucket>)> = Vec::new();
     for s in v {
         let le = s.labels.get("le").unwrap_or("");
         let Some(upper) = parse_le(le) else {
-            ev.warn(format!(
+            ev.warn(&format!(
                 "bucket label \"le\" is missing or has a malformed value of {le:?} for metric name {:?}",
                 s.labels.name().unwrap_or("")
             ));
@@ -51,14 +47,14 @@ pub(crate) fn classic(
     for (labels, mut b) in groups {
         let (v, forced) = f(&mut b);
         if forced {
-            ev.info(format!(
+            ev.info(&format!(
                 "input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name {:?}",
                 labels.name().unwrap_or("")
             ));
         }
         out.push(Sample { labels, t: 0, v, drop_name: true });
     }
-    Ok(Value::Vector(out))
+    Value::Vector(out)
 }
 
 fn sort_and_coalesce(b: &mut Vec<Bucket>) {
@@ -86,6 +82,7 @@ fn almost_equal(a: f64, b: f64, eps: f64) -> bool {
 }
 
 /// Classic-bucket quantile; the flag says monotonicity had to be forced.
+#[allow(clippy::many_single_char_names)]
 pub(crate) fn bucket_quantile(q: f64, b: &mut Vec<Bucket>) -> (f64, bool) {
     if q.is_nan() {
         return (f64::NAN, false);

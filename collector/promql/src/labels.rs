@@ -76,10 +76,10 @@ impl Labels {
         Self(Arc::new(self.0.iter().filter(|p| !names.contains(&p.0.as_str())).cloned().collect()))
     }
 
-    /// A copy without `__name__`.
+    /// A copy without `__name__` and the other metadata labels (`__type__`, `__unit__`).
     #[must_use]
     pub fn without_name(&self) -> Self {
-        self.without(&[METRIC_NAME])
+        self.without(&[METRIC_NAME, "__type__", "__unit__"])
     }
 
     /// A copy keeping only the named labels.

@@ -201,7 +201,7 @@ fn instant_value(pts: &[(i64, f64)], is_rate: bool) -> Option<f64> {
         return None;
     }
     let mut r = v1;
-    if !is_rate || v1 >= v0 {
+    if !is_rate || v1.partial_cmp(&v0) != Some(std::cmp::Ordering::Less) {
         r = v1 - v0;
     }
     if is_rate {

@@ -7,6 +7,9 @@
 //! compared without their trailing `(line:col)` position, because the `promql-parser` AST
 //! carries no positions.
 
+// Test-only code: terse math in the script parser, nested checks mirroring upstream's runner.
+#![allow(clippy::many_single_char_names, clippy::collapsible_if, clippy::collapsible_match)]
+
 mod runner;
 mod script;
 

@@ -25,8 +25,8 @@ pub struct SeriesLine {
 /// `expect` lines of an eval.
 #[derive(Debug, Clone, Default)]
 pub struct Expects {
-    /// `expect fail [msg|regex]`: matcher (None = any)
-    pub fail: Option<Option<TextMatch>>,
+    /// `expect fail [msg|regex]`.
+    pub fail: Option<TextMatch>,
     /// `expect warn …` lines.
     pub warn: Vec<TextMatch>,
     /// `expect info …` lines.
@@ -142,12 +142,7 @@ fn parse_float(s: &str) -> Option<f64> {
         "Inf" | "+Inf" | "inf" | "+inf" => Some(f64::INFINITY),
         "-Inf" | "-inf" => Some(f64::NEG_INFINITY),
         "NaN" | "nan" => Some(f64::NAN),
-        _ => {
-            if s.starts_with("0x") || s.starts_with("0X") {
-                return i64::from_str_radix(&s[2..], 16).ok().map(|v| v as f64);
-            }
-            s.parse::<f64>().ok()
-        }
+        _ => s.parse::<f64>().ok(),
     }
 }
 
@@ -454,13 +449,13 @@ pub fn parse_script(src: &str) -> Result<Vec<Cmd>, String> {
                     continue;
                 }
                 if dl.split(' ').next() == Some("expect") {
-                    let c = re_expect.captures(dl).ok_or_else(|| format!("line {}: bad expect line", i))?;
+                    let c = re_expect.captures(dl).ok_or_else(|| format!("line {i}: bad expect line"))?;
                     let tm = parse_text_match(c.get(2).map(|m| m.as_str()), c.get(3).map(|m| m.as_str()))?;
                     match &c[1] {
                         "ordered" => ev.ordered = true,
                         "fail" => {
                             ev.fail = true;
-                            ev.expects.fail = Some(Some(tm));
+                            ev.expects.fail = Some(tm);
                         }
                         "warn" => ev.expects.warn.push(tm),
                         "info" => ev.expects.info.push(tm),
@@ -473,7 +468,7 @@ pub fn parse_script(src: &str) -> Result<Vec<Cmd>, String> {
                     ev.scalar = Some(v);
                     break;
                 }
-                ev.series.push(parse_series(dl).map_err(|m| format!("line {}: {m}", i))?);
+                ev.series.push(parse_series(dl).map_err(|m| format!("line {i}: {m}"))?);
             }
             cmds.push(Cmd::Eval(Box::new(ev)));
         } else {
