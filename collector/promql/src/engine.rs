@@ -86,13 +86,13 @@ impl Engine {
 
     /// Parses and evaluates `query` at `t` (ms).
     pub fn instant_query(&self, q: &dyn Queryable, query: &str, t: i64) -> Result<QueryResult> {
-        let expr = parse(query)?;
+        let expr = parse(&crate::durations::expand(query, 0, 0).map_err(Error::Parse)?)?;
         self.eval_instant(q, &expr, t)
     }
 
     /// Parses and evaluates `query` from `start` to `end` every `step` (ms).
     pub fn range_query(&self, q: &dyn Queryable, query: &str, start: i64, end: i64, step: i64) -> Result<QueryResult> {
-        let expr = parse(query)?;
+        let expr = parse(&crate::durations::expand(query, end - start, step).map_err(Error::Parse)?)?;
         self.eval_range(q, &expr, start, end, step)
     }
 

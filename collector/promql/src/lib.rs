@@ -6,6 +6,7 @@
 
 mod aggregate;
 mod binop;
+pub mod durations;
 pub mod engine;
 mod functions;
 mod histogram;

@@ -183,7 +183,9 @@ pub fn run_file(file: &str, src: &str) -> Result<Vec<CaseResult>, String> {
             }
             Cmd::Load { step, nhcb, series } => load(&mut st, step, nhcb, &series),
             Cmd::Eval(ev) => {
-                let parsed = promql_parser::parser::parse(&ev.expr);
+                let (range, step) = ev.range.map_or((0, 0), |(s, e, st)| (e - s, st));
+                let parsed = osprey_promql::durations::expand(&ev.expr, range, step)
+                    .and_then(|q| promql_parser::parser::parse(&q));
                 let mut category = Category::Float;
                 let touches = match &parsed {
                     Ok(e) => touches_histograms(e, &st.hist),
