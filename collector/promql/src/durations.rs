@@ -6,6 +6,8 @@
 //! milliseconds. After `offset` only one operand binds, as upstream's grammar does:
 //! `x offset 100 + 2` is `(x offset 100) + 2`, `x offset (100 + 2)` offsets by 102 s.
 
+use std::fmt::Write as _;
+
 /// Rewrites duration expressions in `query` into literals; `range_ms`/`step_ms` give `range()`
 /// and `step()` (both 0 for an instant query).
 pub fn expand(query: &str, range_ms: i64, step_ms: i64) -> Result<String, String> {
@@ -46,7 +48,7 @@ pub fn expand(query: &str, range_ms: i64, step_ms: i64) -> Result<String, String
                     out.push_str(part);
                 } else {
                     let secs = ctx.eval_all(part)?;
-                    out.push_str(&format!("{}ms", (secs * 1000.0).round() as i64));
+                    let _ = write!(out, "{}ms", (secs * 1000.0).round() as i64);
                 }
             }
             out.push(']');
@@ -69,7 +71,7 @@ pub fn expand(query: &str, range_ms: i64, step_ms: i64) -> Result<String, String
                     // A zero offset is no offset (the parser rejects `offset 0ms`).
                     out.truncate(mark);
                 } else {
-                    out.push_str(&format!("{ms}ms"));
+                    let _ = write!(out, "{ms}ms");
                 }
             }
             i = end;
