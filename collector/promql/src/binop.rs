@@ -185,7 +185,8 @@ fn vector_vector(op: Op, b: &BinaryExpr, lhs: Vec<Sample>, rhs: Vec<Sample>, ret
     let one_to_many = matches!(m.card, VectorMatchCardinality::OneToMany(_));
     let one_to_one = matches!(m.card, VectorMatchCardinality::OneToOne);
     let (lhs, rhs) = if one_to_many { (rhs, lhs) } else { (lhs, rhs) };
-    let (fill_l, fill_r) = if one_to_many { (m.fill_rhs, m.fill_lhs) } else { (m.fill_lhs, m.fill_rhs) };
+    // As upstream: the fill values keep their sides even when one-to-many swaps the operands.
+    let (fill_l, fill_r) = (m.fill_lhs, m.fill_rhs);
 
     // The "one" side, by signature.
     let mut right: HashMap<Labels, usize> = HashMap::with_capacity(rhs.len());

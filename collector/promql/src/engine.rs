@@ -99,7 +99,7 @@ impl Engine {
     /// Evaluates a parsed expression at `t`.
     pub fn eval_instant(&self, q: &dyn Queryable, expr: &Expr, t: i64) -> Result<QueryResult> {
         let _g = self.admit()?;
-        let mut ev = Evaluator::new(q, &self.opts, t, t, 1);
+        let mut ev = Evaluator::new(q, &self.opts, t, t, 0);
         ev.preload(expr, t, t);
         let value = match ev.eval(expr, t)? {
             Value::Scalar(v) => QueryValue::Scalar { t, v },

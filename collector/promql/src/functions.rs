@@ -147,6 +147,29 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, ts: i64) -> Result<Value> {
             }
             Ok(crate::histogram::classic(ev, v, |b| crate::histogram::bucket_quantile(q, b)))
         }
+        "histogram_quantiles" => {
+            let v = ev.eval_vector(&args[0], ts)?;
+            let label = string_arg(&args[1])?;
+            let mut out = Vec::new();
+            for a in &args[2..] {
+                let q = ev.eval_scalar(a, ts)?;
+                if q.is_nan() || !(0.0..=1.0).contains(&q) {
+                    ev.warn(&format!("quantile value should be between 0 and 1, got {}", format_float_plain(q)));
+                }
+                let qs = format_openmetrics_float(q);
+                if let Value::Vector(res) =
+                    crate::histogram::classic(ev, v.clone(), |b| crate::histogram::bucket_quantile(q, b))
+                {
+                    out.extend(res.into_iter().map(|s| Sample { labels: s.labels.with(&label, &qs), ..s }));
+                }
+            }
+            Ok(Value::Vector(out))
+        }
+        "min_of" | "max_of" => {
+            let a = ev.eval_scalar(&args[0], ts)?;
+            let b = ev.eval_scalar(&args[1], ts)?;
+            Ok(Value::Scalar(if name == "min_of" { go_min(a, b) } else { go_max(a, b) }))
+        }
         "histogram_fraction" => {
             let lo = ev.eval_scalar(&args[0], ts)?;
             let hi = ev.eval_scalar(&args[1], ts)?;
@@ -160,6 +183,12 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, ts: i64) -> Result<Value> {
         }
         other => Err(Error::Exec(format!("function {other:?} is not supported"))),
     }
+}
+
+/// Go's `labels.FormatOpenMetricsFloat`: shortest form, always with a `.` or exponent.
+fn format_openmetrics_float(f: f64) -> String {
+    let s = format_float_plain(f);
+    if f.is_finite() && !s.contains(['.', 'e']) { format!("{s}.0") } else { s }
 }
 
 fn unparen(e: &Expr) -> &Expr {
