@@ -5,6 +5,7 @@
 //! [`storage::MemStorage`]) can back it.
 
 mod aggregate;
+pub mod api;
 mod binop;
 pub mod durations;
 pub mod engine;
