@@ -70,6 +70,11 @@ impl Engine {
         Self { opts, running: AtomicUsize::new(0) }
     }
 
+    /// An engine with the default options (Prometheus's defaults: 5m lookback, 1m subquery step).
+    pub fn default_engine() -> Self {
+        Self::new(EngineOptions::default())
+    }
+
     /// The engine's options.
     pub fn options(&self) -> &EngineOptions {
         &self.opts

@@ -16,6 +16,9 @@ mod rangefns;
 pub mod storage;
 pub mod value;
 
+#[cfg(test)]
+mod tests;
+
 pub use engine::{Engine, EngineOptions, parse};
 pub use labels::Labels;
 pub use storage::{MemStorage, Queryable};
