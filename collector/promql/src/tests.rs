@@ -114,3 +114,91 @@ fn stale_marker_ends_the_series_before_lookback() {
     let QueryValue::Vector(v) = e.instant_query(&s, "m", 20_000).unwrap().value else { panic!() };
     assert!(v.is_empty(), "stale marker hides the series within the lookback window");
 }
+
+mod generated {
+    use proptest::prelude::*;
+
+    use crate::{Engine, EngineOptions, MemStorage};
+
+    fn selector() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("x_total".to_string()),
+            Just("x_total{job=\"a\"}".to_string()),
+            Just("{__name__=~\"x.*\", instance!=\"i1\"}".to_string()),
+            Just("missing_metric".to_string()),
+            Just("x_total offset 1m".to_string()),
+            Just("x_total @ 300".to_string()),
+        ]
+    }
+
+    fn range_fn() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "rate",
+            "irate",
+            "increase",
+            "delta",
+            "idelta",
+            "deriv",
+            "resets",
+            "changes",
+            "avg_over_time",
+            "min_over_time",
+            "max_over_time",
+            "sum_over_time",
+            "count_over_time",
+            "stddev_over_time",
+            "last_over_time",
+            "present_over_time",
+            "absent_over_time",
+            "mad_over_time",
+        ])
+    }
+
+    fn expr() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            selector(),
+            (range_fn(), selector(), 1u32..20).prop_map(|(f, s, r)| format!("{f}({s}[{r}m])")),
+            (-5.0f64..5.0).prop_map(|v| format!("vector({v})")),
+        ];
+        leaf.prop_recursive(4, 32, 3, |inner| {
+            let agg = prop::sample::select(vec!["sum", "avg", "min", "max", "count", "group", "stddev", "stdvar"]);
+            let op = prop::sample::select(vec![
+                "+", "-", "*", "/", "%", "^", ">", "<", "==", "and", "or", "unless", "atan2",
+            ]);
+            prop_oneof![
+                (agg, inner.clone(), prop::bool::ANY).prop_map(|(a, e, by)| if by {
+                    format!("{a} by (job) ({e})")
+                } else {
+                    format!("{a} without (instance) ({e})")
+                }),
+                (inner.clone(), op.clone(), inner.clone())
+                    .prop_map(|(l, o, r)| format!("({l}) {o} on(job) group_left ({r})")),
+                (inner.clone(), op, inner.clone()).prop_map(|(l, o, r)| format!("({l}) {o} ({r})")),
+                (0u32..5, inner.clone()).prop_map(|(k, e)| format!("topk({k}, {e})")),
+                (0.0f64..1.2, inner.clone()).prop_map(|(q, e)| format!("quantile({q}, {e})")),
+                inner.clone().prop_map(|e| format!("max_over_time(({e})[10m:1m])")),
+                inner.clone().prop_map(|e| format!("label_replace({e}, \"dst\", \"$1\", \"instance\", \"i(.*)\")")),
+                inner.clone().prop_map(|e| format!("histogram_quantile(0.9, {e})")),
+                inner.clone().prop_map(|e| format!("sort_desc(abs({e}))")),
+                inner.prop_map(|e| format!("absent({e})")),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+        /// Random grammar-generated queries never panic, and range results stay sorted.
+        #[test]
+        fn generated_queries_never_panic(q in expr(), t in 0i64..1_200_000) {
+            let s: MemStorage = super::store(4, 80);
+            let e = Engine::new(EngineOptions { max_samples: 200_000, ..EngineOptions::default() });
+            let _ = e.instant_query(&s, &q, t);
+            if let Ok(r) = e.range_query(&s, &q, t, t + 300_000, 60_000) {
+                if let crate::QueryValue::Matrix(m) = r.value {
+                    prop_assert!(m.windows(2).all(|w| w[0].labels < w[1].labels), "{q}: matrix not sorted");
+                }
+            }
+        }
+    }
+}
