@@ -194,10 +194,10 @@ mod generated {
             let s: MemStorage = super::store(4, 80);
             let e = Engine::new(EngineOptions { max_samples: 200_000, ..EngineOptions::default() });
             let _ = e.instant_query(&s, &q, t);
-            if let Ok(r) = e.range_query(&s, &q, t, t + 300_000, 60_000) {
-                if let crate::QueryValue::Matrix(m) = r.value {
-                    prop_assert!(m.windows(2).all(|w| w[0].labels < w[1].labels), "{q}: matrix not sorted");
-                }
+            if let Ok(crate::QueryResult { value: crate::QueryValue::Matrix(m), .. }) =
+                e.range_query(&s, &q, t, t + 300_000, 60_000)
+            {
+                prop_assert!(m.windows(2).all(|w| w[0].labels < w[1].labels), "{q}: matrix not sorted");
             }
         }
     }
