@@ -5,6 +5,8 @@
 //! below 1e-6 and from 1e21). JSON numbers in a `Value` are `f64`, so a timestamp like 1.5 s
 //! serialises as `1.5`; [`render_query_response`] writes Prometheus's exact bytes (`1.500`).
 
+pub mod params;
+
 use std::fmt::Write as _;
 
 use serde_json::{Map, Value, json};
