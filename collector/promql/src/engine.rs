@@ -247,6 +247,22 @@ fn merge_dropped_names(mut out: Vec<RangeSeries>) -> Result<Vec<RangeSeries>> {
     Ok(merged)
 }
 
+/// Number of samples with time `<= t` (`partition_point`), starting from a previous answer.
+fn count_le(samples: &[(i64, f64)], t: i64, hint: usize) -> usize {
+    let n = samples.len();
+    if hint <= n && (hint == 0 || samples[hint - 1].0 <= t) {
+        let mut i = hint;
+        for _ in 0..8 {
+            if i == n || samples[i].0 > t {
+                return i;
+            }
+            i += 1;
+        }
+        return i + samples[i..].partition_point(|p| p.0 <= t);
+    }
+    samples.partition_point(|p| p.0 <= t)
+}
+
 /// Milliseconds of a `SystemTime` relative to the epoch (negative before it).
 pub(crate) fn system_time_ms(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
@@ -315,6 +331,9 @@ pub(crate) struct Evaluator<'a> {
     pub(crate) end: i64,
     pub(crate) interval: i64,
     data: HashMap<usize, Arc<Vec<storage::Series>>>,
+    /// Per selector and series, the sample indices of the previous step (steps mostly move
+    /// forward, so the next window is found by a short forward scan).
+    cursors: HashMap<usize, Vec<(usize, usize)>>,
     deadline: Instant,
     pub(crate) step_samples: usize,
     pub(crate) warnings: BTreeSet<String>,
@@ -330,6 +349,7 @@ impl<'a> Evaluator<'a> {
             end,
             interval,
             data: HashMap::new(),
+            cursors: HashMap::new(),
             deadline: Instant::now() + opts.timeout,
             step_samples: 0,
             warnings: BTreeSet::new(),
@@ -487,9 +507,12 @@ impl<'a> Evaluator<'a> {
         let rt = self.ref_time(vs.at.as_ref(), vs.offset.as_ref(), ts);
         let lb = rt - self.opts.lookback_ms;
         let data = self.series_of(vs);
+        let key = std::ptr::from_ref(vs) as usize;
+        let mut cur = self.cursors.remove(&key).unwrap_or_else(|| vec![(0, 0); data.len()]);
         let mut out = Vec::with_capacity(data.len());
-        for s in data.iter() {
-            let i = s.samples.partition_point(|p| p.0 <= rt);
+        for (s, c) in data.iter().zip(cur.iter_mut()) {
+            let i = count_le(&s.samples, rt, c.1);
+            c.1 = i;
             if i == 0 {
                 continue;
             }
@@ -499,6 +522,7 @@ impl<'a> Evaluator<'a> {
             }
             out.push(Sample { labels: s.labels.clone(), t, v, drop_name: false });
         }
+        self.cursors.insert(key, cur);
         self.count_samples(out.len())?;
         Ok(out)
     }
@@ -507,21 +531,30 @@ impl<'a> Evaluator<'a> {
     pub(crate) fn select_matrix(&mut self, vs: &VectorSelector, range: i64, ts: i64) -> Result<Vec<RangeSeries>> {
         let rt = self.ref_time(vs.at.as_ref(), vs.offset.as_ref(), ts);
         let data = self.series_of(vs);
+        let key = std::ptr::from_ref(vs) as usize;
+        let mut cur = self.cursors.remove(&key).unwrap_or_else(|| vec![(0, 0); data.len()]);
         let mut out = Vec::with_capacity(data.len());
         let mut n = 0;
-        for s in data.iter() {
-            let lo = s.samples.partition_point(|p| p.0 <= rt - range);
-            let hi = s.samples.partition_point(|p| p.0 <= rt);
+        for (s, c) in data.iter().zip(cur.iter_mut()) {
+            let lo = count_le(&s.samples, rt - range, c.0);
+            let hi = count_le(&s.samples, rt, c.1.max(lo));
+            *c = (lo, hi);
             if lo >= hi {
                 continue;
             }
-            let points: Vec<(i64, f64)> = s.samples[lo..hi].iter().copied().filter(|p| !is_stale(p.1)).collect();
+            let window = &s.samples[lo..hi];
+            let points: Vec<(i64, f64)> = if window.iter().any(|p| is_stale(p.1)) {
+                window.iter().copied().filter(|p| !is_stale(p.1)).collect()
+            } else {
+                window.to_vec()
+            };
             if points.is_empty() {
                 continue;
             }
             n += points.len();
             out.push(RangeSeries { labels: s.labels.clone(), points, drop_name: false });
         }
+        self.cursors.insert(key, cur);
         self.count_samples(n)?;
         Ok(out)
     }
