@@ -125,7 +125,20 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr, ts: i64) -> Result
         let mut out: Vec<Sample> = Vec::new();
         for s in &input {
             let metric = s.labels.with(&label, &format_float_plain(s.v));
-            let key = grouping_key(&metric, modifier);
+            // The value label always survives the grouping.
+            let key = match modifier {
+                Some(LabelModifier::Exclude(l)) => {
+                    let mut names: Vec<&str> = l.labels.iter().map(String::as_str).filter(|n| *n != label).collect();
+                    names.push(METRIC_NAME);
+                    metric.without(&names)
+                }
+                Some(LabelModifier::Include(l)) => {
+                    let mut names: Vec<&str> = l.labels.iter().map(String::as_str).collect();
+                    names.push(&label);
+                    metric.keep(&names)
+                }
+                None => metric.keep(&[&label]),
+            };
             if let Some(&i) = groups.get(&key) {
                 out[i].v += 1.0;
             } else {
