@@ -233,7 +233,7 @@ fn labels_text(l: &Labels) -> String {
 
 /// Parses promtool's `{a="b", c="d"} 1.5E+00, {…} …` sample lists.
 fn parse_samples(s: &str) -> BTreeMap<String, f64> {
-    let re = regex::Regex::new(r#"(\{[^}]*\}) (\S+?)(?:,|$)"#).expect("regex");
+    let re = regex::Regex::new(r"(\{[^}]*\}) (\S+?)(?:,|$)").expect("regex");
     re.captures_iter(s.trim()).map(|c| (c[1].to_string(), c[2].parse::<f64>().unwrap_or(f64::NAN))).collect()
 }
 
