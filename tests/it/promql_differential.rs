@@ -9,7 +9,9 @@
 //! range boundaries (evaluations at :30 s, data every minute), no renamed functions, no
 //! `__name__` tricks that depend on delayed name removal, no NaN results (promtool's comparer
 //! treats NaN as unequal to itself), no ties among `topk`/`bottomk` candidates (which of two
-//! equal values wins depends on heap order).
+//! equal values wins depends on heap order), no counter windows reaching before a series' first
+//! sample (2.x clamps the extrapolation to the counter's zero point before the 1.1 × interval
+//! check, 3.x after it), and subquery steps that never put a range boundary on a sample.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -177,7 +179,7 @@ fn corpus() -> Vec<String> {
             "minute()",
             "hour(vector(7200))",
             "day_of_week()",
-            "max_over_time(rate(http_requests_total[2m])[10m:1m])",
+            "max_over_time(rate(http_requests_total[2m] offset 30s)[6m:1m])",
             "avg_over_time(memory_bytes[10m:2m])",
             "min_over_time(sum by (job) (memory_bytes)[15m:5m] offset 5m)",
             "sum_over_time(up[30m])",
@@ -190,6 +192,30 @@ fn corpus() -> Vec<String> {
             "memory_bytes @ 600",
             "rate(http_requests_total[5m] @ 1200)",
             "sort_desc(memory_bytes)",
+            "irate(http_requests_total[3m])",
+            "idelta(http_requests_total[3m])",
+            "http_requests_total * on(instance) group_left(job) up",
+            "memory_bytes + on(instance) group_left http_requests_total",
+            "memory_bytes - ignoring(job) up",
+            "memory_bytes == bool on(instance) memory_bytes",
+            "up == 0",
+            "up != 1",
+            "count(up == 1) by (job)",
+            "sum without (job, instance) (memory_bytes)",
+            "avg by (instance) (memory_bytes) > 900",
+            r#"nothing or vector(0)"#,
+            r#"sum(nothing{job="x"})"#,
+            r#"rate(nothing[5m])"#,
+            "http_requests_total unless memory_bytes",
+            "http_requests_total and ignoring(instance) up",
+            "delta(up[10m])",
+            "last_over_time(http_requests_total[10m])",
+            "max(max_over_time(memory_bytes[5m])) by (job) - min(min_over_time(memory_bytes[5m])) by (job)",
+            "increase(http_requests_total[8m]) / 8",
+            "deriv(http_requests_total[10m])",
+            "predict_linear(http_requests_total[15m], 3600)",
+            "stddev_over_time(rate(http_requests_total[2m] offset 30s)[6m:1m])",
+            "sum_over_time(rate(http_requests_total[3m] offset 30s)[4m:2m] offset 1m)",
         ]
         .map(String::from),
     );
