@@ -177,14 +177,15 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr, ts: i64) -> Result
         ));
     }
 
-    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let node = std::ptr::from_ref(a) as usize;
+    let mut index: HashMap<usize, usize> = HashMap::new();
     let mut groups: Vec<Group> = Vec::new();
     for s in input {
-        let key = grouping_key(&s.labels, modifier);
-        let gi = if let Some(&i) = index.get(&key) {
+        let key = ev.group_key(node, &s.labels, |ls| grouping_key(ls, modifier));
+        let gi = if let Some(&i) = index.get(&key.id()) {
             i
         } else {
-            index.insert(key.clone(), groups.len());
+            index.insert(key.id(), groups.len());
             let f = s.v;
             let value = match op {
                 "group" => 1.0,

@@ -335,6 +335,10 @@ pub(crate) struct Evaluator<'a> {
     /// forward, so the next window is found by a short forward scan).
     cursors: HashMap<usize, Vec<(usize, usize)>>,
     deadline: Instant,
+    /// Grouping keys by (aggregation node, input label set id); the input is kept alive here so
+    /// its id cannot be reused. Keys are interned, so equal keys share one id.
+    group_keys: HashMap<(usize, usize), (Labels, Labels)>,
+    interned: HashMap<Labels, Labels>,
     pub(crate) step_samples: usize,
     pub(crate) warnings: BTreeSet<String>,
     pub(crate) infos: BTreeSet<String>,
@@ -350,6 +354,8 @@ impl<'a> Evaluator<'a> {
             interval,
             data: HashMap::new(),
             cursors: HashMap::new(),
+            group_keys: HashMap::new(),
+            interned: HashMap::new(),
             deadline: Instant::now() + opts.timeout,
             step_samples: 0,
             warnings: BTreeSet::new(),
@@ -601,6 +607,22 @@ impl<'a> Evaluator<'a> {
         }
         self.count_samples(n)?;
         Ok(out)
+    }
+
+    /// The interned grouping key of `ls` for aggregation node `node`, computed once per query.
+    pub(crate) fn group_key(&mut self, node: usize, ls: &Labels, f: impl Fn(&Labels) -> Labels) -> Labels {
+        if let Some((_, k)) = self.group_keys.get(&(node, ls.id())) {
+            return k.clone();
+        }
+        if self.group_keys.len() >= 1 << 18 {
+            // Inputs with fresh label sets every step (e.g. binary-operator results) would
+            // otherwise grow the cache with the query's length.
+            self.group_keys.clear();
+        }
+        let k = f(ls);
+        let k = self.interned.entry(k.clone()).or_insert(k).clone();
+        self.group_keys.insert((node, ls.id()), (ls.clone(), k.clone()));
+        k
     }
 
     /// Records a warning.

@@ -88,6 +88,11 @@ impl Labels {
         Self(Arc::new(self.0.iter().filter(|p| names.contains(&p.0.as_str())).cloned().collect()))
     }
 
+    /// Identity of this shared label set (equal ids imply equal labels while both are alive).
+    pub fn id(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
+    }
+
     /// The owned pairs.
     pub fn to_vec(&self) -> Vec<(String, String)> {
         self.0.as_ref().clone()
