@@ -182,6 +182,25 @@ pub fn query_error_response(e: &Error) -> (u16, Value) {
     error_response(error_type(e), &e.to_string())
 }
 
+/// `/api/v1/format_query`: the query pretty-printed, or `bad_data`.
+pub fn format_query_response(query: &str) -> (u16, Value) {
+    match promql_parser::parser::parse(query) {
+        Ok(e) => (200, success(Value::String(e.prettify()))),
+        Err(e) => error_response(ErrorType::BadData, &e),
+    }
+}
+
+/// `/api/v1/parse_query`: the query's syntax tree as JSON, or `bad_data`.
+pub fn parse_query_response(query: &str) -> (u16, Value) {
+    match promql_parser::parser::parse(query) {
+        Ok(e) => match serde_json::to_value(&e) {
+            Ok(v) => (200, success(v)),
+            Err(err) => error_response(ErrorType::Internal, &err.to_string()),
+        },
+        Err(e) => error_response(ErrorType::BadData, &e),
+    }
+}
+
 /// `/api/v1/labels` and `/api/v1/label/<name>/values`: a list of strings.
 pub fn strings_response(v: &[String]) -> Value {
     success(json!(v))
@@ -320,6 +339,19 @@ mod tests {
         let s =
             QueryResult { value: QueryValue::Scalar { t: 1000, v: f64::INFINITY }, warnings: vec![], infos: vec![] };
         assert_eq!(query_response(&s)["data"], json!({"resultType": "scalar", "result": [1.0, "+Inf"]}));
+    }
+
+    #[test]
+    fn format_and_parse_query_answer_like_prometheus() {
+        let (code, body) = format_query_response("sum(rate(foo{job=\"a\"}[5m]))by(job)");
+        assert_eq!(code, 200);
+        assert_eq!(body["data"], "sum by (job) (rate(foo{job=\"a\"}[5m]))");
+        let (code, body) = parse_query_response("up == 1");
+        assert_eq!(code, 200);
+        assert_eq!(body["data"]["type"], "binaryExpr");
+        let (code, body) = parse_query_response("sum(");
+        assert_eq!(code, 400);
+        assert_eq!(body["errorType"], "bad_data");
     }
 
     #[test]
