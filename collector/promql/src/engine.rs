@@ -453,6 +453,22 @@ impl<'a> Evaluator<'a> {
         self.data.insert(key, Arc::new(series));
     }
 
+    /// Series matching `matchers` in `[mint, maxt]`, read once per query under `key`.
+    pub(crate) fn load_matchers(
+        &mut self,
+        key: usize,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Arc<Vec<storage::Series>> {
+        if let Some(d) = self.data.get(&key) {
+            return d.clone();
+        }
+        let d = Arc::new(self.q.select(matchers, mint, maxt));
+        self.data.insert(key, d.clone());
+        d
+    }
+
     fn series_of(&self, vs: &VectorSelector) -> Arc<Vec<storage::Series>> {
         let key = std::ptr::from_ref(vs) as usize;
         self.data.get(&key).cloned().unwrap_or_default()

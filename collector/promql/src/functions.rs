@@ -124,6 +124,7 @@ pub(crate) fn call(ev: &mut Evaluator<'_>, c: &Call, ts: i64) -> Result<Value> {
             Ok(Value::Vector(v))
         }
         "label_replace" => label_replace(ev, args, ts),
+        "info" => crate::info::eval(ev, c, ts),
         "label_join" => label_join(ev, args, ts),
         "absent" => {
             let v = ev.eval_vector(&args[0], ts)?;
