@@ -288,14 +288,8 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr, ts: i64) -> Result
                 let k = (fparam as i64).max(0) as usize;
                 let mut members = g.members;
                 match op {
-                    "topk" => {
-                        members.sort_by(|a, b| cmp_desc_nan_last(a.v, b.v));
-                        members.truncate(k);
-                    }
-                    "bottomk" => {
-                        members.sort_by(|a, b| cmp_asc_nan_last(a.v, b.v));
-                        members.truncate(k);
-                    }
+                    "topk" => members = best_k(members, k, cmp_desc_nan_last),
+                    "bottomk" => members = best_k(members, k, cmp_asc_nan_last),
                     "limitk" => members.truncate(k),
                     _ => {}
                 }
@@ -306,6 +300,28 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr, ts: i64) -> Result
         out.push(Sample { labels: g.labels, t: ts, v, drop_name: g.drop_name });
     }
     Ok(Value::Vector(out))
+}
+
+/// The `k` best samples under `cmp` (earlier input wins ties), sorted best first; linear
+/// selection instead of sorting the whole group.
+fn best_k(mut members: Vec<Sample>, k: usize, cmp: fn(f64, f64) -> std::cmp::Ordering) -> Vec<Sample> {
+    if k < members.len() {
+        let mut vals: Vec<f64> = members.iter().map(|s| s.v).collect();
+        let (_, kth, _) = vals.select_nth_unstable_by(k - 1, |a, b| cmp(*a, *b));
+        let kth = *kth;
+        let better = members.iter().filter(|s| cmp(s.v, kth) == std::cmp::Ordering::Less).count();
+        let mut ties = k - better;
+        members.retain(|s| match cmp(s.v, kth) {
+            std::cmp::Ordering::Less => true,
+            std::cmp::Ordering::Equal if ties > 0 => {
+                ties -= 1;
+                true
+            }
+            _ => false,
+        });
+    }
+    members.sort_by(|a, b| cmp(a.v, b.v));
+    members
 }
 
 fn cmp_desc_nan_last(a: f64, b: f64) -> std::cmp::Ordering {
