@@ -33,6 +33,11 @@ impl Labels {
 
     /// The value of label `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
+        // Typical series have a handful of labels: a linear scan with cheap equality checks
+        // beats ordered comparisons there.
+        if self.0.len() <= 16 {
+            return self.0.iter().find(|p| p.0 == name).map(|p| p.1.as_str());
+        }
         self.0.binary_search_by(|p| p.0.as_str().cmp(name)).ok().map(|i| self.0[i].1.as_str())
     }
 
