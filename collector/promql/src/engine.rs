@@ -155,6 +155,7 @@ impl Engine {
         let mut ev = Evaluator::new(q, &self.opts, start, end, step);
         ev.preload(expr, start, end);
         let mut index: HashMap<Labels, usize> = HashMap::new();
+        let mut by_id: HashMap<usize, usize> = HashMap::new();
         let mut out: Vec<RangeSeries> = Vec::new();
         let mut total = 0usize;
         let mut ts = start;
@@ -172,14 +173,22 @@ impl Engine {
                 }
                 Value::Vector(vec) => {
                     for s in vec {
-                        let i = *index.entry(s.labels.clone()).or_insert_with(|| {
-                            out.push(RangeSeries {
-                                labels: s.labels.clone(),
-                                points: Vec::new(),
-                                drop_name: s.drop_name,
-                            });
-                            out.len() - 1
-                        });
+                        // Fast path: the same shared label set as a stored series (selector
+                        // series, interned aggregation keys); `out` keeps it alive, so the id
+                        // stays unique for the whole query.
+                        let i = if let Some(&i) = by_id.get(&s.labels.id()) {
+                            i
+                        } else {
+                            *index.entry(s.labels.clone()).or_insert_with(|| {
+                                by_id.insert(s.labels.id(), out.len());
+                                out.push(RangeSeries {
+                                    labels: s.labels.clone(),
+                                    points: Vec::new(),
+                                    drop_name: s.drop_name,
+                                });
+                                out.len() - 1
+                            })
+                        };
                         if out[i].points.last().is_some_and(|p| p.0 == ts) {
                             return Err(Error::Exec("vector cannot contain metrics with the same labelset".into()));
                         }
@@ -590,6 +599,7 @@ impl<'a> Evaluator<'a> {
             t += step;
         }
         let mut index: HashMap<Labels, usize> = HashMap::new();
+        let mut by_id: HashMap<usize, usize> = HashMap::new();
         let mut out: Vec<RangeSeries> = Vec::new();
         let mut n = 0;
         while t <= rt {
@@ -597,14 +607,22 @@ impl<'a> Evaluator<'a> {
             match self.eval(&sq.expr, t)? {
                 Value::Vector(vec) => {
                     for s in vec {
-                        let i = *index.entry(s.labels.clone()).or_insert_with(|| {
-                            out.push(RangeSeries {
-                                labels: s.labels.clone(),
-                                points: Vec::new(),
-                                drop_name: s.drop_name,
-                            });
-                            out.len() - 1
-                        });
+                        // Fast path: the same shared label set as a stored series (selector
+                        // series, interned aggregation keys); `out` keeps it alive, so the id
+                        // stays unique for the whole query.
+                        let i = if let Some(&i) = by_id.get(&s.labels.id()) {
+                            i
+                        } else {
+                            *index.entry(s.labels.clone()).or_insert_with(|| {
+                                by_id.insert(s.labels.id(), out.len());
+                                out.push(RangeSeries {
+                                    labels: s.labels.clone(),
+                                    points: Vec::new(),
+                                    drop_name: s.drop_name,
+                                });
+                                out.len() - 1
+                            })
+                        };
                         out[i].points.push((t, s.v));
                         n += 1;
                     }
