@@ -30,6 +30,9 @@ pub struct EngineOptions {
     pub default_subquery_step_ms: i64,
     /// Most queries running at once; more fail fast.
     pub max_concurrent: usize,
+    /// Most samples a query may read from storage in all (its selectors' whole windows);
+    /// bounds memory for long range queries.
+    pub max_loaded_samples: usize,
 }
 
 impl Default for EngineOptions {
@@ -40,6 +43,7 @@ impl Default for EngineOptions {
             timeout: Duration::from_secs(120),
             default_subquery_step_ms: 60_000,
             max_concurrent: 20,
+            max_loaded_samples: 200_000_000,
         }
     }
 }
@@ -106,6 +110,7 @@ impl Engine {
         let _g = self.admit()?;
         let mut ev = Evaluator::new(q, &self.opts, t, t, 0);
         ev.preload(expr, t, t);
+        ev.check_loaded()?;
         let value = match ev.eval(expr, t)? {
             Value::Scalar(v) => QueryValue::Scalar { t, v },
             Value::String(s) => QueryValue::String { t, s },
@@ -154,6 +159,7 @@ impl Engine {
         }
         let mut ev = Evaluator::new(q, &self.opts, start, end, step);
         ev.preload(expr, start, end);
+        ev.check_loaded()?;
         let mut index: HashMap<Labels, usize> = HashMap::new();
         let mut by_id: HashMap<usize, usize> = HashMap::new();
         let mut out: Vec<RangeSeries> = Vec::new();
@@ -349,6 +355,7 @@ pub(crate) struct Evaluator<'a> {
     group_keys: HashMap<(usize, usize), (Labels, Labels)>,
     interned: HashMap<Labels, Labels>,
     pub(crate) step_samples: usize,
+    loaded: usize,
     pub(crate) warnings: BTreeSet<String>,
     pub(crate) infos: BTreeSet<String>,
 }
@@ -367,6 +374,7 @@ impl<'a> Evaluator<'a> {
             interned: HashMap::new(),
             deadline: Instant::now() + opts.timeout,
             step_samples: 0,
+            loaded: 0,
             warnings: BTreeSet::new(),
             infos: BTreeSet::new(),
         }
@@ -374,6 +382,13 @@ impl<'a> Evaluator<'a> {
 
     fn finish(self, value: QueryValue) -> QueryResult {
         QueryResult { value, warnings: self.warnings.into_iter().collect(), infos: self.infos.into_iter().collect() }
+    }
+
+    fn check_loaded(&self) -> Result<()> {
+        if self.loaded > self.opts.max_loaded_samples {
+            return Err(Error::TooManySamples("query execution"));
+        }
+        Ok(())
     }
 
     pub(crate) fn check_deadline(&self) -> Result<()> {
@@ -449,12 +464,16 @@ impl<'a> Evaluator<'a> {
     }
 
     fn load(&mut self, vs: &VectorSelector, mint: i64, maxt: i64) {
+        if self.loaded > self.opts.max_loaded_samples {
+            return; // Already over the limit: `check_loaded` fails the query.
+        }
         let key = std::ptr::from_ref(vs) as usize;
         let mut series: Vec<storage::Series> = Vec::new();
         let groups = selector_matchers(vs);
         for g in &groups {
             series.extend(self.q.select(g, mint, maxt));
         }
+        self.loaded += series.iter().map(|s| s.samples.len()).sum::<usize>();
         if groups.len() > 1 {
             series.sort_by(|a, b| a.labels.cmp(&b.labels));
             series.dedup_by(|a, b| a.labels == b.labels);

@@ -81,6 +81,15 @@ fn too_many_samples_is_a_prometheus_error() {
 }
 
 #[test]
+fn loading_too_much_stops_before_evaluation() {
+    let s = store(10, 100);
+    let e = Engine::new(EngineOptions { max_loaded_samples: 500, ..EngineOptions::default() });
+    let err = e.range_query(&s, "rate(x_total[5m])", 0, 1_500_000, 60_000).unwrap_err();
+    assert_eq!(err, Error::TooManySamples("query execution"));
+    assert!(e.instant_query(&s, "x_total", 100_000).is_ok(), "a small window fits");
+}
+
+#[test]
 fn timeout_stops_the_query() {
     let s = store(2, 10);
     let e = Engine::new(EngineOptions { timeout: Duration::ZERO, ..EngineOptions::default() });
