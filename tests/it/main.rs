@@ -9,6 +9,7 @@ mod node_exporter_e2e;
 mod peers;
 mod probe;
 mod processes;
+mod promql_differential;
 mod systemd;
 mod tls;
 mod ttar;
