@@ -4,4 +4,29 @@
 //! backed by a write-ahead log; the head is cut into immutable, memory-mapped blocks that are
 //! compacted and expired in the background. See `README.md` at the crate root for the formats.
 
+// Codec state machines read naturally with short names; `ctx`-style helpers take errors by value.
+#![allow(clippy::many_single_char_names, clippy::needless_pass_by_value, clippy::type_complexity)]
+
+pub mod block;
+mod block_read;
 pub mod chunk;
+pub mod db;
+pub mod head;
+pub mod labels;
+mod maintain;
+pub mod matcher;
+pub mod postings;
+pub mod query;
+pub mod records;
+pub mod wal;
+
+pub use block::BlockMeta;
+pub use db::{Appender, Db, Error, Options, Stats};
+pub use head::AppendError;
+pub use labels::Labels;
+pub use matcher::{MatchOp, Matcher};
+pub use query::{Querier, Series};
+pub use wal::FsyncPolicy;
+
+/// The bit pattern Prometheus uses for a staleness marker (a NaN).
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;

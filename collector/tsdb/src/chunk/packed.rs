@@ -57,7 +57,8 @@ pub fn encode(ts: &[i64], vs: &[f64]) -> Vec<u8> {
         put_varint(&mut head, delta);
     }
     if ts_enc == TS_DOD {
-        let dods: Vec<i64> = ts.windows(3).map(|w| (w[2].wrapping_sub(w[1])).wrapping_sub(w[1].wrapping_sub(w[0]))).collect();
+        let dods: Vec<i64> =
+            ts.windows(3).map(|w| (w[2].wrapping_sub(w[1])).wrapping_sub(w[1].wrapping_sub(w[0]))).collect();
         write_int_stream(&mut bits, &dods);
         put_uvarint(&mut head, bits.bit_len() as u64);
     }
@@ -328,12 +329,11 @@ impl Iterator for PackedIter<'_> {
         }
         let s = self.step();
         self.i += 1;
-        match s {
-            Some((t, b)) => Some((t, f64::from_bits(b))),
-            None => {
-                self.failed = true;
-                None
-            }
+        if let Some((t, b)) = s {
+            Some((t, f64::from_bits(b)))
+        } else {
+            self.failed = true;
+            None
         }
     }
 }
@@ -387,7 +387,8 @@ mod tests {
     #[test]
     fn garbage_does_not_panic() {
         for seed in 0u32..2000 {
-            let data: Vec<u8> = (0..(seed % 40)).map(|i| (seed.wrapping_mul(2_654_435_761).rotate_left(i)) as u8).collect();
+            let data: Vec<u8> =
+                (0..(seed % 40)).map(|i| (seed.wrapping_mul(2_654_435_761).rotate_left(i)) as u8).collect();
             if let Some(it) = PackedIter::new(&data) {
                 let _ = it.take(10_000).count();
             }
