@@ -47,6 +47,9 @@ pub struct Compaction {
     pub level: u32,
     /// ULIDs of the level-1 blocks merged into this one.
     pub sources: Vec<String>,
+    /// Written by an importer (its range does not bound what the head accepts).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub imported: bool,
 }
 
 /// `meta.json`.

@@ -212,7 +212,12 @@ impl Block {
         self.postings.iter().map(|(n, vals)| (self.sym(*n).to_owned(), vals.len())).collect()
     }
 
-    /// Offset where the index starts (bytes before it are chunks).
+    /// Offset where the symbol table starts: bytes before it are the header and chunks.
+    pub fn chunks_end(&self) -> usize {
+        self.symbols.first().map_or(self.series_off, |s| s.0 as usize).min(self.series_off)
+    }
+
+    /// Offset of the postings section.
     pub fn postings_offset(&self) -> usize {
         self.postings_off
     }

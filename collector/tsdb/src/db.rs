@@ -314,7 +314,8 @@ impl Db {
         let counters = Counters::default();
         let blocks = load_blocks(&dir, &counters)?;
         let head = Head::new();
-        let min_valid = blocks.iter().map(|b| b.meta.max_time).max().unwrap_or(i64::MIN);
+        let min_valid =
+            blocks.iter().filter(|b| !b.meta.compaction.imported).map(|b| b.meta.max_time).max().unwrap_or(i64::MIN);
         head.min_valid.store(min_valid, Ordering::Relaxed);
         let logged = Mutex::new(std::collections::HashSet::new());
         let wal = replay(&dir, &opts, &head, &logged)?;

@@ -7,22 +7,28 @@
 // Codec state machines read naturally with short names; `ctx`-style helpers take errors by value.
 #![allow(clippy::many_single_char_names, clippy::needless_pass_by_value, clippy::type_complexity)]
 
+pub mod analyze;
 pub mod block;
 mod block_read;
 pub mod chunk;
 pub mod db;
+pub mod fleet;
 pub mod head;
+pub mod import;
 pub mod labels;
 mod maintain;
 pub mod matcher;
 pub mod postings;
+pub mod promblock;
 pub mod query;
 pub mod records;
 pub mod wal;
 
+pub use analyze::analyze;
 pub use block::BlockMeta;
 pub use db::{Appender, Db, Error, Options, Stats};
 pub use head::AppendError;
+pub use import::{ImportReport, import_openmetrics, import_prometheus};
 pub use labels::Labels;
 pub use matcher::{MatchOp, Matcher};
 pub use query::{Querier, Series};

@@ -49,7 +49,9 @@ fn cut_head(sh: &Shared) -> io::Result<()> {
         }
         let series = head.all_series();
         let iter = series.iter().map(|s| (head.labels_of(s), lock(&s.data).samples(a, b - 1)));
-        if let Some(meta) = write_block(&sh.dir, a, b, Compaction { level: 1, sources: Vec::new() }, iter)? {
+        if let Some(meta) =
+            write_block(&sh.dir, a, b, Compaction { level: 1, sources: Vec::new(), imported: false }, iter)?
+        {
             let blk = open_new(sh, &meta.ulid)?;
             let mut bl = write(&sh.blocks);
             bl.push(blk);
@@ -150,7 +152,13 @@ pub fn compact(sh: &Shared) -> io::Result<()> {
             sources.sort();
             let mint = group.iter().map(|b| b.meta.min_time).min().unwrap_or(w);
             let maxt = group.iter().map(|b| b.meta.max_time).max().unwrap_or(w + range);
-            let meta = write_block(&sh.dir, mint, maxt, Compaction { level, sources }, merged_series(&group))?;
+            let meta = write_block(
+                &sh.dir,
+                mint,
+                maxt,
+                Compaction { level, sources, imported: group.iter().all(|b| b.meta.compaction.imported) },
+                merged_series(&group),
+            )?;
             let new = match meta {
                 Some(m) => Some(open_new(sh, &m.ulid)?),
                 None => None,
