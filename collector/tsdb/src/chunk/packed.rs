@@ -22,8 +22,31 @@ const V_INT: u8 = 1;
 const V_XOR: u8 = 2;
 const POW10: [f64; 7] = [1.0, 10.0, 100.0, 1000.0, 10_000.0, 100_000.0, 1_000_000.0];
 
+/// Which encodings [`encode_with`] may choose (all on in [`encode`]); the codec benchmark
+/// turns them off one by one to measure what each buys.
+#[derive(Debug, Clone, Copy)]
+pub struct Choices {
+    /// Regular timestamps stored as a period.
+    pub regular_ts: bool,
+    /// Constant values stored once.
+    pub constant: bool,
+    /// Integer / fixed-decimal values as integer differences; the largest decimal scale tried.
+    pub max_scale: Option<u8>,
+}
+
+impl Default for Choices {
+    fn default() -> Self {
+        Self { regular_ts: true, constant: true, max_scale: Some(6) }
+    }
+}
+
 /// Encodes time-ordered samples (at least one) into a packed chunk.
 pub fn encode(ts: &[i64], vs: &[f64]) -> Vec<u8> {
+    encode_with(ts, vs, Choices::default())
+}
+
+/// [`encode`] restricted to some encodings.
+pub fn encode_with(ts: &[i64], vs: &[f64], choices: Choices) -> Vec<u8> {
     assert!(!ts.is_empty() && ts.len() == vs.len(), "packed::encode needs matching non-empty slices");
     let n = ts.len();
     let mut head = Vec::with_capacity(32);
@@ -31,14 +54,14 @@ pub fn encode(ts: &[i64], vs: &[f64]) -> Vec<u8> {
 
     // Timestamps.
     let delta = if n > 1 { ts[1].wrapping_sub(ts[0]) } else { 0 };
-    let regular = ts.windows(2).all(|w| w[1].wrapping_sub(w[0]) == delta);
+    let regular = choices.regular_ts && ts.windows(2).all(|w| w[1].wrapping_sub(w[0]) == delta);
     let ts_enc = if regular { TS_REGULAR } else { TS_DOD };
 
     // Values.
     let vbits: Vec<u64> = vs.iter().map(|v| v.to_bits()).collect();
-    let (v_enc, vstream) = if vbits.iter().all(|&b| b == vbits[0]) {
+    let (v_enc, vstream) = if choices.constant && vbits.iter().all(|&b| b == vbits[0]) {
         (V_CONST, ValueStream::Const)
-    } else if let Some((k, ms)) = as_scaled_ints(vs) {
+    } else if let Some((k, ms)) = choices.max_scale.and_then(|m| as_scaled_ints(vs, m)) {
         let o1 = diffs(&ms, 1);
         let o2 = diffs(&ms, 2);
         if o2.len() + 1 == o1.len() && int_stream_cost(&o2) + 64 < int_stream_cost(&o1) {
@@ -88,8 +111,8 @@ enum ValueStream {
 }
 
 /// The smallest decimal scale k for which every value is exactly `m / 10^k`, with the `m`s.
-fn as_scaled_ints(vs: &[f64]) -> Option<(u8, Vec<i64>)> {
-    'scale: for (k, &p) in POW10.iter().enumerate() {
+fn as_scaled_ints(vs: &[f64], max_scale: u8) -> Option<(u8, Vec<i64>)> {
+    'scale: for (k, &p) in POW10.iter().enumerate().take(usize::from(max_scale) + 1) {
         let mut ms = Vec::with_capacity(vs.len());
         for &v in vs {
             let m = (v * p).round();
