@@ -1,8 +1,6 @@
 //! Database behaviour: appends, queries, matchers, rejections, directory checks, blocks.
 
-mod common;
-
-use common::{TempDir, dump, labels, test_opts};
+use crate::common::{TempDir, dump, labels, test_opts};
 use osprey_tsdb::{AppendError, Db, Error, MatchOp, Matcher, STALE_NAN_BITS};
 
 #[test]

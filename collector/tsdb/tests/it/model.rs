@@ -1,11 +1,9 @@
 //! Model check: random appends, commits, rollbacks, reopens (WAL replay), head cuts and
 //! compactions; every query must equal a `BTreeMap` of what was committed.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::{TempDir, dump, labels, test_opts};
+use crate::common::{TempDir, dump, labels, test_opts};
 use osprey_tsdb::{Db, Labels};
 use proptest::prelude::*;
 

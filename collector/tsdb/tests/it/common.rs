@@ -1,5 +1,5 @@
 //! Shared helpers for the tsdb tests.
-#![allow(dead_code, missing_docs)]
+#![allow(dead_code)]
 
 use std::path::PathBuf;
 

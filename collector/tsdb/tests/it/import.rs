@@ -1,13 +1,11 @@
 //! Import paths against real Prometheus data: promtool builds blocks from an OpenMetrics file;
 //! `import_prometheus` must reproduce every sample, and `import_openmetrics` the same data.
 
-mod common;
-
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::{TempDir, dump, test_opts};
+use crate::common::{TempDir, dump, test_opts};
 use osprey_tsdb::fleet::Fleet;
 use osprey_tsdb::{Db, import_openmetrics, import_prometheus};
 

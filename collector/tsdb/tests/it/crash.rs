@@ -1,13 +1,11 @@
 //! Crash safety: a writer process is `kill -9`'d at random moments; every acknowledged scrape
 //! must survive, whole, and start-up must never fail. Also: a full disk.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{TempDir, dump, labels, test_opts};
+use crate::common::{TempDir, dump, labels, test_opts};
 use osprey_tsdb::fleet::Rng;
 use osprey_tsdb::{Db, Options};
 
