@@ -140,73 +140,131 @@ fn bit_len(u: u64) -> u32 {
     64 - u.leading_zeros()
 }
 
-/// Best base width and total cost in bits of the adaptive integer stream.
-fn best_width(values: &[i64]) -> (u32, u64) {
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// The common factor of all values (1 when none or when it would not fit an i64).
+fn common_factor(values: &[i64]) -> u64 {
+    let g = values.iter().fold(0u64, |g, v| gcd(g, v.unsigned_abs()));
+    if g <= 1 || g > i64::MAX as u64 { 1 } else { g }
+}
+
+/// Best (base width, plain mode) and total cost in bits of the adaptive integer stream.
+fn best_width(values: &[i64]) -> (u32, bool, u64) {
     let mut hist = [0u64; 65];
     for &v in values {
         hist[bit_len(zigzag(v)) as usize] += 1;
     }
-    let mut best = (1u32, u64::MAX);
-    for b in 1..=64u32 {
-        let mut cost = 6;
-        for (len, &count) in hist.iter().enumerate() {
-            let len = len as u32;
-            cost += count
-                * u64::from(if len == 0 {
-                    1
-                } else if len <= b {
-                    2 + b
-                } else {
-                    2 + 6 + len
-                });
-        }
-        if cost < best.1 {
-            best = (b, cost);
+    let mut best = (1u32, false, u64::MAX);
+    for plain in [false, true] {
+        for b in 1..=64u32 {
+            let mut cost = 7;
+            for (len, &count) in hist.iter().enumerate() {
+                let len = len as u32;
+                let bits = match (plain, len) {
+                    (false, 0) => 1,
+                    (false, l) if l <= b => 2 + b,
+                    (false, l) => 2 + 6 + l,
+                    (true, l) if l <= b => 1 + b,
+                    (true, l) => 1 + 6 + l,
+                };
+                cost += count * u64::from(bits);
+            }
+            if cost < best.2 {
+                best = (b, plain, cost);
+            }
         }
     }
     best
 }
 
 fn int_stream_cost(values: &[i64]) -> u64 {
-    best_width(values).1
+    let g = common_factor(values);
+    if g == 1 {
+        best_width(values).2 + 1
+    } else {
+        let scaled: Vec<i64> = values.iter().map(|v| v / g as i64).collect();
+        best_width(&scaled).2 + 1 + 8 * u64::from(bit_len(g).div_ceil(7))
+    }
 }
 
-/// The adaptive integer stream: a 6-bit base width B, then per value `0` (zero),
-/// `10` + B bits, or `11` + 6-bit width + that many bits, of the zigzagged value.
+/// The adaptive integer stream. Header: 6-bit base width B - 1, a mode bit, a factor bit (and
+/// then the common factor g as a varint, all values being multiples of it). Per value v/g,
+/// zigzagged: mode 0 — `0` (zero), `10` + B bits, `11` + 6-bit width + bits; mode 1 —
+/// `0` + B bits, `1` + 6-bit width + bits.
 fn write_int_stream(w: &mut BitWriter, values: &[i64]) {
-    let (b, _) = best_width(values);
+    let g = common_factor(values);
+    let scaled: Vec<i64>;
+    let values = if g > 1 {
+        scaled = values.iter().map(|v| v / g as i64).collect();
+        &scaled
+    } else {
+        values
+    };
+    let (b, plain, _) = best_width(values);
     w.write_bits(u64::from(b - 1), 6);
+    w.write_bit(plain);
+    w.write_bit(g > 1);
+    if g > 1 {
+        w.write_uvarint(g);
+    }
     for &v in values {
         let u = zigzag(v);
         let len = bit_len(u);
-        if len == 0 {
-            w.write_bit(false);
-        } else if len <= b {
-            w.write_bits(0b10, 2);
-            w.write_bits(u, b);
-        } else {
-            w.write_bits(0b11, 2);
-            w.write_bits(u64::from(len - 1), 6);
-            w.write_bits(u, len);
+        match (plain, len) {
+            (false, 0) => w.write_bit(false),
+            (false, l) if l <= b => {
+                w.write_bits(0b10, 2);
+                w.write_bits(u, b);
+            }
+            (true, l) if l <= b => {
+                w.write_bit(false);
+                w.write_bits(u, b);
+            }
+            (false, l) => {
+                w.write_bits(0b11, 2);
+                w.write_bits(u64::from(l - 1), 6);
+                w.write_bits(u, l);
+            }
+            (true, l) => {
+                w.write_bit(true);
+                w.write_bits(u64::from(l - 1), 6);
+                w.write_bits(u, l);
+            }
         }
     }
 }
 
 struct IntStream {
     b: u32,
+    plain: bool,
+    g: i64,
 }
 
 impl IntStream {
+    const EMPTY: Self = Self { b: 1, plain: false, g: 1 };
+
     fn start(r: &mut BitReader<'_>) -> Option<Self> {
-        Some(Self { b: r.read_bits(6)? as u32 + 1 })
+        let b = r.read_bits(6)? as u32 + 1;
+        let plain = r.read_bit()?;
+        let g = if r.read_bit()? { i64::try_from(r.read_uvarint()?).ok()? } else { 1 };
+        Some(Self { b, plain, g })
     }
 
     fn next(&self, r: &mut BitReader<'_>) -> Option<i64> {
-        if !r.read_bit()? {
-            return Some(0);
-        }
-        let width = if r.read_bit()? { r.read_bits(6)? as u32 + 1 } else { self.b };
-        Some(unzigzag(r.read_bits(width)?))
+        let width = if self.plain {
+            if r.read_bit()? { r.read_bits(6)? as u32 + 1 } else { self.b }
+        } else {
+            if !r.read_bit()? {
+                return Some(0);
+            }
+            if r.read_bit()? { r.read_bits(6)? as u32 + 1 } else { self.b }
+        };
+        Some(unzigzag(r.read_bits(width)?).wrapping_mul(self.g))
     }
 }
 
@@ -271,7 +329,7 @@ impl<'a> PackedIter<'a> {
         let stream = data.get(pos..)?;
         let mut tr = BitReader::new(stream, 0);
         let ts = if ts_enc == TS_DOD {
-            let s = if n > 2 { IntStream::start(&mut tr)? } else { IntStream { b: 1 } };
+            let s = if n > 2 { IntStream::start(&mut tr)? } else { IntStream::EMPTY };
             TsState::Dod { stream: s, delta }
         } else if ts_enc == TS_REGULAR {
             TsState::Regular { delta }
@@ -285,7 +343,7 @@ impl<'a> PackedIter<'a> {
             _ => {
                 let (k, order, m, d) = vhead;
                 let needed = if order == 2 { 2 } else { 1 };
-                let s = if n > needed { IntStream::start(&mut vr)? } else { IntStream { b: 1 } };
+                let s = if n > needed { IntStream::start(&mut vr)? } else { IntStream::EMPTY };
                 VState::Int { k, order, m, d, stream: s }
             }
         };
@@ -405,6 +463,28 @@ mod tests {
         round_trip(&[7], &[stale]);
         round_trip(&[7, 9], &[1.0, 2.0]);
         round_trip(&[7, 9, 10], &[1.0, 2.0, 4.0]);
+    }
+
+    use proptest::strategy::Strategy as _;
+
+    proptest::proptest! {
+        #[test]
+        fn any_samples_round_trip(
+            dts in proptest::collection::vec(proptest::prop_oneof![proptest::strategy::Just(1000i64), 0i64..5000, proptest::num::i64::ANY.prop_map(|x| x >> 20)], 1..300),
+            kind in 0u8..5,
+            raw in proptest::collection::vec(proptest::num::i64::ANY, 300),
+        ) {
+            let mut t = 0i64;
+            let ts: Vec<i64> = dts.iter().map(|d| { t = t.wrapping_add(*d); t }).collect();
+            let vs: Vec<f64> = raw.iter().take(ts.len()).enumerate().map(|(i, &r)| match kind {
+                0 => ((r >> 40) * 4096) as f64,
+                1 => (r >> 44) as f64 / 100.0,
+                2 => f64::from_bits(r as u64),
+                3 => if i % 7 == 0 { f64::from_bits(0x7ff0_0000_0000_0002) } else { (r % 3) as f64 },
+                _ => i as f64 * 0.1,
+            }).collect();
+            round_trip(&ts, &vs);
+        }
     }
 
     #[test]
