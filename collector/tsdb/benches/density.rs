@@ -57,7 +57,7 @@ fn density() {
     let mut lines: Vec<Vec<u8>> = vec![Vec::new(); fleet.len()];
     let prom = which("promtool");
     // 3 h of scrapes so the head cuts the first 2 h into a block.
-    for k in 0..scrapes * 3 / 2 {
+    for k in 0..=scrapes * 3 / 2 {
         let t = t0 + k as i64 * 1000;
         let vals = fleet.step().to_vec();
         let mut app = db.appender();

@@ -71,6 +71,13 @@ impl Symbols {
         read(&self.inner).list[id as usize].clone()
     }
 
+    /// Whether symbol-id pairs spell exactly `l` (one lock, no allocation).
+    pub fn eq_labels(&self, pairs: &[(u32, u32)], l: &Labels) -> bool {
+        let g = read(&self.inner);
+        let sym = |id: u32| g.list.get(id as usize).map_or("", |s| &**s);
+        pairs.len() == l.len() && pairs.iter().zip(l.iter()).all(|(&(n, v), (ln, lv))| sym(n) == ln && sym(v) == lv)
+    }
+
     /// Number of symbols.
     pub fn len(&self) -> usize {
         read(&self.inner).list.len()
@@ -293,7 +300,7 @@ impl Head {
 
     fn find(&self, idx: &Index, l: &Labels, h: u64) -> Option<Arc<MemSeries>> {
         let ids = idx.by_hash.get(&h)?;
-        ids.iter().filter_map(|id| idx.series.get(id)).find(|s| self.labels_of(s) == *l).cloned()
+        ids.iter().filter_map(|id| idx.series.get(id)).find(|s| self.symbols.eq_labels(&s.labels, l)).cloned()
     }
 
     /// The series for `l`, creating it; the flag says whether it was created.

@@ -2,7 +2,8 @@
 //!
 //! Series are sorted label sets; samples are `(i64 ms, f64)`. Appends go to an in-memory head
 //! backed by a write-ahead log; the head is cut into immutable, memory-mapped blocks that are
-//! compacted and expired in the background. See `README.md` at the crate root for the formats.
+//! compacted and expired in the background. The workspace README (section TSDB) describes the
+//! formats and policies.
 
 // Codec state machines read naturally with short names; `ctx`-style helpers take errors by value.
 #![allow(clippy::many_single_char_names, clippy::needless_pass_by_value, clippy::type_complexity)]

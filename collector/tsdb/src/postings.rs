@@ -27,19 +27,47 @@ pub fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
     out
 }
 
-/// Union of many sorted lists.
+/// Union of two sorted lists (linear merge).
+fn merge2(a: &[u32], b: &[u32]) -> Vec<u32> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => {
+                out.push(a[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(b[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push(a[i]);
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
+}
+
+/// Union of many sorted lists (pairwise merges, smallest first).
 pub fn union(lists: &[&[u32]]) -> Vec<u32> {
     match lists {
         [] => Vec::new(),
         [one] => one.to_vec(),
+        [a, b] => merge2(a, b),
         _ => {
-            let mut out: Vec<u32> = Vec::with_capacity(lists.iter().map(|l| l.len()).sum());
-            for l in lists {
-                out.extend_from_slice(l);
+            let mut v: Vec<Vec<u32>> = lists.iter().map(|l| l.to_vec()).collect();
+            while v.len() > 1 {
+                v.sort_by_key(|l| std::cmp::Reverse(l.len()));
+                let a = v.pop().unwrap_or_default();
+                let b = v.pop().unwrap_or_default();
+                v.push(merge2(&a, &b));
             }
-            out.sort_unstable();
-            out.dedup();
-            out
+            v.pop().unwrap_or_default()
         }
     }
 }
@@ -73,8 +101,10 @@ mod tests {
             let vb: Vec<u32> = b.iter().copied().collect();
             prop_assert_eq!(intersect(&va, &vb), a.intersection(&b).copied().collect::<Vec<_>>());
             prop_assert_eq!(union(&[&va, &vb]), a.union(&b).copied().collect::<Vec<_>>());
+            let vc: Vec<u32> = va.iter().map(|x| x / 2).collect::<BTreeSet<_>>().into_iter().collect();
+            let abc: BTreeSet<u32> = a.iter().chain(&b).chain(&vc).copied().collect();
+            prop_assert_eq!(union(&[&va, &vb, &vc, &[]]), abc.into_iter().collect::<Vec<_>>());
             prop_assert_eq!(subtract(&va, &vb), a.difference(&b).copied().collect::<Vec<_>>());
-            let _: BTreeSet<u32> = BTreeSet::new();
         }
     }
 }
