@@ -7,7 +7,8 @@
 //!    RSS (in a fresh process), and `select` latency for 1 / 1 000 / 100 000 series.
 //!
 //! Sizes: `OSPREY_BENCH_DENSITY_SERIES` (default 1000), `OSPREY_BENCH_SERIES` (default
-//! 1 000 000), `OSPREY_BENCH_SCRAPES` (default 240, i.e. 1 h at 15 s).
+//! 1 000 000), `OSPREY_BENCH_SCRAPES` (default 240, i.e. 1 h at 15 s);
+//! `OSPREY_BENCH_SKIP_DENSITY=1` runs only part 2.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -182,6 +183,8 @@ fn main() {
         replay(&args[i + 1]);
         return;
     }
-    density();
+    if std::env::var_os("OSPREY_BENCH_SKIP_DENSITY").is_none() {
+        density();
+    }
     head();
 }

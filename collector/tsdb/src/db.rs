@@ -211,8 +211,6 @@ pub struct Shared {
     pub(crate) commit: Mutex<()>,
     pub(crate) blocks: RwLock<Vec<Arc<Block>>>,
     pub(crate) counters: Counters,
-    /// Series whose definition is in the WAL (or checkpoint).
-    pub(crate) logged: Mutex<std::collections::HashSet<u32>>,
     pub(crate) maintenance: Mutex<()>,
 }
 
@@ -317,8 +315,7 @@ impl Db {
         let min_valid =
             blocks.iter().filter(|b| !b.meta.compaction.imported).map(|b| b.meta.max_time).max().unwrap_or(i64::MIN);
         head.min_valid.store(min_valid, Ordering::Relaxed);
-        let logged = Mutex::new(std::collections::HashSet::new());
-        let wal = replay(&dir, &opts, &head, &logged)?;
+        let wal = replay(&dir, &opts, &head)?;
         let shared = Arc::new(Shared {
             dir,
             opts: opts.clone(),
@@ -328,7 +325,6 @@ impl Db {
             commit: Mutex::new(()),
             blocks: RwLock::new(blocks),
             counters,
-            logged,
             maintenance: Mutex::new(()),
         });
         let stop = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
@@ -356,7 +352,8 @@ impl Db {
 
     /// A new appender (one per scrape).
     pub fn appender(&self) -> Appender {
-        Appender { shared: self.shared.clone(), pending: Vec::new(), last: HashMap::new() }
+        let generation = self.shared.head.generation.load(Ordering::Relaxed);
+        Appender { shared: self.shared.clone(), pending: Vec::new(), last: HashMap::new(), generation }
     }
 
     /// A querier over `[mint, maxt]` (inclusive, ms).
@@ -436,7 +433,7 @@ impl Drop for Db {
     }
 }
 
-fn replay(dir: &Path, opts: &Options, head: &Head, logged: &Mutex<std::collections::HashSet<u32>>) -> io::Result<Wal> {
+fn replay(dir: &Path, opts: &Options, head: &Head) -> io::Result<Wal> {
     let threads = if opts.replay_threads == 0 {
         std::thread::available_parallelism().map_or(2, std::num::NonZero::get)
     } else {
@@ -452,17 +449,29 @@ fn replay(dir: &Path, opts: &Options, head: &Head, logged: &Mutex<std::collectio
             let total = &total;
             scope.spawn(move || {
                 let min_valid = head.min_valid.load(Ordering::Relaxed);
+                // Series by id, cached per worker so the index lock is taken once per series.
+                let mut cache: HashMap<u32, Arc<MemSeries>> = HashMap::new();
+                let (mut lo, mut hi, mut n) = (i64::MAX, i64::MIN, 0u64);
                 for batch in rx {
                     for (id, t, v) in batch {
-                        let Some(s) = head.series(id) else { continue };
+                        let s = match cache.get(&id) {
+                            Some(s) => s,
+                            None => match head.series(id) {
+                                Some(s) => cache.entry(id).or_insert(s),
+                                None => continue,
+                            },
+                        };
                         let mut d = lock(&s.data);
                         if SeriesData::check(d.last(), t, v.to_bits(), min_valid) == Ok(true) {
                             d.push(t, v);
-                            head.note_time(t);
-                            total.fetch_add(1, Ordering::Relaxed);
+                            lo = lo.min(t);
+                            hi = hi.max(t);
+                            n += 1;
                         }
                     }
                 }
+                head.note_times(lo, hi);
+                total.fetch_add(n, Ordering::Relaxed);
             });
         }
         let dispatch = |samples: Vec<(u32, i64, f64)>| {
@@ -480,10 +489,8 @@ fn replay(dir: &Path, opts: &Options, head: &Head, logged: &Mutex<std::collectio
             for r in recs {
                 match records::decode(r) {
                     Some(Record::Series(list)) => {
-                        let mut lg = lock(logged);
                         for (id, l) in list {
-                            head.create_with_id(id, &l);
-                            lg.insert(id);
+                            head.create_with_id(id, &l).logged.store(true, Ordering::Relaxed);
                         }
                     }
                     Some(Record::Samples(s)) => dispatch(s),
@@ -513,6 +520,7 @@ pub struct Appender {
     shared: Arc<Shared>,
     pending: Vec<(Arc<MemSeries>, i64, f64)>,
     last: HashMap<u32, (i64, u64)>,
+    generation: u64,
 }
 
 impl Appender {
@@ -543,14 +551,7 @@ impl Appender {
     }
 
     fn count(&self, e: AppendError) {
-        let c = &self.shared.counters;
-        let ctr = match e {
-            AppendError::OutOfOrder => &c.out_of_order,
-            AppendError::Duplicate => &c.duplicate,
-            AppendError::TooOld => &c.too_old,
-            AppendError::EmptyLabels => return,
-        };
-        ctr.fetch_add(1, Ordering::Relaxed);
+        count_rejection(&self.shared.counters, e);
     }
 
     /// Number of staged samples.
@@ -572,27 +573,30 @@ impl Appender {
         let sh = &self.shared;
         let _c = lock(&sh.commit);
         // A head truncation (which runs under the commit lock) may have dropped a series this
-        // appender staged samples for; re-resolve those by labels.
-        let mut live: HashMap<u32, Arc<MemSeries>> = HashMap::new();
-        let pending: Vec<(Arc<MemSeries>, i64, f64)> = self
-            .pending
-            .iter()
-            .map(|(s, t, v)| {
-                let s = live
-                    .entry(s.id)
-                    .or_insert_with(|| match sh.head.series(s.id) {
-                        Some(cur) if Arc::ptr_eq(&cur, s) => cur,
-                        _ => sh.head.get_or_create(&sh.head.labels_of(s)).0,
-                    })
-                    .clone();
-                (s, *t, *v)
-            })
-            .collect();
+        // appender staged samples for; then re-resolve those by labels.
+        let pending: Vec<(Arc<MemSeries>, i64, f64)> = if sh.head.generation.load(Ordering::Relaxed) == self.generation
+        {
+            self.pending
+        } else {
+            let mut live: HashMap<u32, Arc<MemSeries>> = HashMap::new();
+            self.pending
+                .into_iter()
+                .map(|(s, t, v)| {
+                    let s = live
+                        .entry(s.id)
+                        .or_insert_with(|| match sh.head.series(s.id) {
+                            Some(cur) if Arc::ptr_eq(&cur, &s) => cur,
+                            _ => sh.head.get_or_create(&sh.head.labels_of(&s)).0,
+                        })
+                        .clone();
+                    (s, t, v)
+                })
+                .collect()
+        };
         let mut buf = Vec::with_capacity(pending.len() * 16 + 64);
         let new: Vec<&Arc<MemSeries>> = {
-            let lg = lock(&sh.logged);
             let mut seen = std::collections::HashSet::new();
-            pending.iter().map(|p| &p.0).filter(|s| !lg.contains(&s.id) && seen.insert(s.id)).collect()
+            pending.iter().map(|p| &p.0).filter(|s| !s.logged.load(Ordering::Relaxed) && seen.insert(s.id)).collect()
         };
         if !new.is_empty() {
             let labels: Vec<(u32, Labels)> = new.iter().map(|s| (s.id, sh.head.labels_of(s))).collect();
@@ -601,26 +605,40 @@ impl Appender {
         let samples: Vec<(u32, i64, f64)> = pending.iter().map(|(s, t, v)| (s.id, *t, *v)).collect();
         frame(&mut buf, &records::samples(&samples));
         sh.wal.write(&buf)?;
-        lock(&sh.logged).extend(new.iter().map(|s| s.id));
+        for s in &new {
+            s.logged.store(true, Ordering::Relaxed);
+        }
         let _v = write(&sh.visibility);
         let min_valid = sh.head.min_valid.load(Ordering::Relaxed);
-        let mut applied = 0;
+        let (mut applied, mut lo, mut hi) = (0, i64::MAX, i64::MIN);
         for (s, t, v) in &pending {
             let mut d = lock(&s.data);
             match SeriesData::check(d.last(), *t, v.to_bits(), min_valid) {
                 Ok(true) => {
                     d.push(*t, *v);
-                    sh.head.note_time(*t);
+                    lo = lo.min(*t);
+                    hi = hi.max(*t);
                     applied += 1;
                 }
                 Ok(false) => {}
-                Err(e) => self.count(e),
+                Err(e) => count_rejection(&sh.counters, e),
             }
         }
+        sh.head.note_times(lo, hi);
         sh.head.samples_appended.fetch_add(applied, Ordering::Relaxed);
         Ok(())
     }
 
     /// Drops the staged samples.
     pub fn rollback(self) {}
+}
+
+fn count_rejection(c: &Counters, e: AppendError) {
+    let ctr = match e {
+        AppendError::OutOfOrder => &c.out_of_order,
+        AppendError::Duplicate => &c.duplicate,
+        AppendError::TooOld => &c.too_old,
+        AppendError::EmptyLabels => return,
+    };
+    ctr.fetch_add(1, Ordering::Relaxed);
 }

@@ -240,6 +240,8 @@ pub struct MemSeries {
     pub labels: Box<[(u32, u32)]>,
     /// Samples.
     pub data: Mutex<SeriesData>,
+    /// Whether the series' definition is in the WAL (or its checkpoint).
+    pub logged: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -263,6 +265,8 @@ pub struct Head {
     pub max_t: AtomicI64,
     /// Samples appended (committed) in total.
     pub samples_appended: AtomicU64,
+    /// Bumped whenever series may have been removed from the index.
+    pub generation: AtomicU64,
 }
 
 fn hash_labels(l: &Labels) -> u64 {
@@ -288,6 +292,7 @@ impl Head {
             min_t: AtomicI64::new(i64::MAX),
             max_t: AtomicI64::new(i64::MIN),
             samples_appended: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -334,7 +339,12 @@ impl Head {
             let pos = list.partition_point(|&x| x < id);
             list.insert(pos, id);
         }
-        let s = Arc::new(MemSeries { id, labels: pairs, data: Mutex::new(SeriesData::new()) });
+        let s = Arc::new(MemSeries {
+            id,
+            labels: pairs,
+            data: Mutex::new(SeriesData::new()),
+            logged: std::sync::atomic::AtomicBool::new(false),
+        });
         idx.series.insert(id, s.clone());
         idx.by_hash.entry(h).or_default().push(id);
         (s, true)
@@ -358,10 +368,12 @@ impl Head {
         v
     }
 
-    /// Records an appended sample's time for the head's range.
-    pub fn note_time(&self, t: i64) {
-        self.min_t.fetch_min(t, Ordering::Relaxed);
-        self.max_t.fetch_max(t, Ordering::Relaxed);
+    /// Records the time range of appended samples for the head's range.
+    pub fn note_times(&self, min: i64, max: i64) {
+        if min <= max {
+            self.min_t.fetch_min(min, Ordering::Relaxed);
+            self.max_t.fetch_max(max, Ordering::Relaxed);
+        }
     }
 
     /// Ids of series matching all `matchers`.
@@ -418,6 +430,7 @@ impl Head {
             }
         }
         let mut idx = write(&self.index);
+        self.generation.fetch_add(1, Ordering::Relaxed);
         for id in &dead {
             // Re-check under the index lock: an appender may have added samples since.
             let Some(s) = idx.series.get(id).cloned() else { continue };

@@ -75,11 +75,8 @@ pub fn checkpoint(sh: &Shared) -> io::Result<()> {
         sh.wal.start_checkpoint()?
     };
     let mut buf = Vec::new();
-    let mut logged = lock(&sh.logged).clone();
-    let series = sh.head.all_series();
-    logged.retain(|id| series.binary_search_by_key(id, |s| s.id).is_ok());
-    for s in &series {
-        if !logged.contains(&s.id) {
+    for s in &sh.head.all_series() {
+        if !s.logged.load(Ordering::Relaxed) {
             continue;
         }
         let l = sh.head.labels_of(s);
@@ -90,9 +87,7 @@ pub fn checkpoint(sh: &Shared) -> io::Result<()> {
             frame(&mut buf, &records::chunk(s.id, &packed::encode(&ts, &vs)));
         }
     }
-    sh.wal.finish_checkpoint(seg, &buf)?;
-    lock(&sh.logged).retain(|id| logged.contains(id) || series.binary_search_by_key(id, |s| s.id).is_err());
-    Ok(())
+    sh.wal.finish_checkpoint(seg, &buf)
 }
 
 /// Merges all series of `blocks` (each sorted by labels) into one stream, deduplicating
