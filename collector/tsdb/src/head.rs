@@ -247,7 +247,9 @@ pub struct MemSeries {
 #[derive(Default)]
 struct Index {
     series: HashMap<u32, Arc<MemSeries>>,
-    by_hash: HashMap<u64, Vec<u32>>,
+    /// Labels hash → series id; the rare second series with the same hash goes to `collisions`.
+    by_hash: HashMap<u64, u32>,
+    collisions: HashMap<u64, Vec<u32>>,
     postings: HashMap<u32, HashMap<u32, Vec<u32>>>,
 }
 
@@ -304,8 +306,12 @@ impl Head {
     }
 
     fn find(&self, idx: &Index, l: &Labels, h: u64) -> Option<Arc<MemSeries>> {
-        let ids = idx.by_hash.get(&h)?;
-        ids.iter().filter_map(|id| idx.series.get(id)).find(|s| self.symbols.eq_labels(&s.labels, l)).cloned()
+        let first = idx.by_hash.get(&h)?;
+        std::iter::once(first)
+            .chain(idx.collisions.get(&h).into_iter().flatten())
+            .filter_map(|id| idx.series.get(id))
+            .find(|s| self.symbols.eq_labels(&s.labels, l))
+            .cloned()
     }
 
     /// The series for `l`, creating it; the flag says whether it was created.
@@ -346,7 +352,11 @@ impl Head {
             logged: std::sync::atomic::AtomicBool::new(false),
         });
         idx.series.insert(id, s.clone());
-        idx.by_hash.entry(h).or_default().push(id);
+        if let std::collections::hash_map::Entry::Vacant(e) = idx.by_hash.entry(h) {
+            e.insert(id);
+        } else {
+            idx.collisions.entry(h).or_default().push(id);
+        }
         (s, true)
     }
 
@@ -429,7 +439,8 @@ impl Head {
                 dead.push(s.id);
             }
         }
-        let mut idx = write(&self.index);
+        let mut guard = write(&self.index);
+        let idx = &mut *guard;
         self.generation.fetch_add(1, Ordering::Relaxed);
         for id in &dead {
             // Re-check under the index lock: an appender may have added samples since.
@@ -439,10 +450,21 @@ impl Head {
             }
             idx.series.remove(id);
             let h = hash_labels(&self.labels_of(&s));
-            if let Some(v) = idx.by_hash.get_mut(&h) {
+            if idx.by_hash.get(&h) == Some(id) {
+                idx.by_hash.remove(&h);
+                // Promote a colliding series, if any.
+                if let Some(v) = idx.collisions.get_mut(&h) {
+                    if let Some(next) = v.pop() {
+                        idx.by_hash.insert(h, next);
+                    }
+                    if v.is_empty() {
+                        idx.collisions.remove(&h);
+                    }
+                }
+            } else if let Some(v) = idx.collisions.get_mut(&h) {
                 v.retain(|x| x != id);
                 if v.is_empty() {
-                    idx.by_hash.remove(&h);
+                    idx.collisions.remove(&h);
                 }
             }
             for &(n, v) in &s.labels {

@@ -19,10 +19,19 @@ impl BitWriter {
         Self { buf, free: 0 }
     }
 
+    /// Adds a zero byte, growing by ~1/8 instead of doubling: head chunks live long, and
+    /// doubling would leave up to half of each one unused.
+    fn push_byte(&mut self) {
+        if self.buf.len() == self.buf.capacity() {
+            self.buf.reserve_exact(16 + self.buf.len() / 8);
+        }
+        self.buf.push(0);
+    }
+
     /// Appends one bit.
     pub fn write_bit(&mut self, bit: bool) {
         if self.free == 0 {
-            self.buf.push(0);
+            self.push_byte();
             self.free = 8;
         }
         if bit {
@@ -37,7 +46,7 @@ impl BitWriter {
         let mut n = n;
         while n > 0 {
             if self.free == 0 {
-                self.buf.push(0);
+                self.push_byte();
                 self.free = 8;
             }
             let take = n.min(u32::from(self.free));
