@@ -23,6 +23,7 @@ pub mod postings;
 pub mod promblock;
 pub mod query;
 pub mod records;
+mod replay;
 pub mod wal;
 
 pub use analyze::analyze;
