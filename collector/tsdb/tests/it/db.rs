@@ -150,3 +150,13 @@ fn partial_compaction_leftovers_are_cleaned_on_open() {
     assert!(!stale.exists());
     assert!(db.blocks().is_empty());
 }
+
+#[test]
+fn handles_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Db>();
+    send_sync::<osprey_tsdb::Querier>();
+    send_sync::<osprey_tsdb::Series>();
+    send::<osprey_tsdb::Appender>();
+}
