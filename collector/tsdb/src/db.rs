@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use crate::block::{Block, BlockError};
-use crate::head::{AppendError, Head, MemSeries, SeriesData, lock, read, write};
+use crate::head::{AppendError, Head, MemSeries, Place, SeriesData, lock, read, write};
 use crate::labels::Labels;
 use crate::query::Querier;
 use crate::records;
@@ -38,6 +38,10 @@ pub struct Options {
     pub maintenance_interval: Option<Duration>,
     /// Threads for WAL replay (0: one per core).
     pub replay_threads: usize,
+    /// Accept samples up to this many ms older than a series' newest sample (default 0:
+    /// out-of-order samples are rejected, as Prometheus does). Keep it under half the block
+    /// range: samples older than the head's lower bound are always rejected as too old.
+    pub out_of_order_window_ms: i64,
 }
 
 impl Default for Options {
@@ -50,6 +54,7 @@ impl Default for Options {
             retention_size_bytes: None,
             maintenance_interval: Some(Duration::from_secs(30)),
             replay_threads: 0,
+            out_of_order_window_ms: 0,
         }
     }
 }
@@ -448,18 +453,32 @@ impl Appender {
         }
         let head = &self.shared.head;
         let (s, _) = head.get_or_create(labels);
-        let last = match self.last.get(&s.id) {
-            Some(l) => Some(*l),
-            None => lock(&s.data).last(),
-        };
         let bits = v.to_bits();
-        match SeriesData::check(last, t, bits, head.min_valid.load(Ordering::Relaxed)) {
-            Ok(true) => {
+        let min_valid = head.min_valid.load(Ordering::Relaxed);
+        let window = self.shared.opts.out_of_order_window_ms;
+        let place = match self.last.get(&s.id).copied() {
+            // Relative to this appender's own staged samples; the commit re-checks.
+            Some(staged) => match SeriesData::check(Some(staged), t, bits, min_valid) {
+                Ok(true) => Ok(Place::InOrder),
+                Ok(false) => Ok(Place::Ignore),
+                Err(AppendError::OutOfOrder) if window > 0 && t >= staged.0.saturating_sub(window) => {
+                    Ok(Place::OutOfOrder)
+                }
+                Err(e) => Err(e),
+            },
+            None => lock(&s.data).place(t, bits, min_valid, window),
+        };
+        match place {
+            Ok(Place::InOrder) => {
                 self.last.insert(s.id, (t, bits));
                 self.pending.push((s, t, v));
                 Ok(())
             }
-            Ok(false) => Ok(()),
+            Ok(Place::OutOfOrder) => {
+                self.pending.push((s, t, v));
+                Ok(())
+            }
+            Ok(Place::Ignore) => Ok(()),
             Err(e) => {
                 self.count(e);
                 Err(e)
@@ -527,17 +546,18 @@ impl Appender {
         }
         let _v = write(&sh.visibility);
         let min_valid = sh.head.min_valid.load(Ordering::Relaxed);
+        let window = sh.opts.out_of_order_window_ms;
         let (mut applied, mut lo, mut hi) = (0, i64::MAX, i64::MIN);
         for (s, t, v) in &pending {
             let mut d = lock(&s.data);
-            match SeriesData::check(d.last(), *t, v.to_bits(), min_valid) {
-                Ok(true) => {
-                    d.push(*t, *v);
-                    lo = lo.min(*t);
-                    hi = hi.max(*t);
-                    applied += 1;
+            match d.place(*t, v.to_bits(), min_valid, window) {
+                Ok(p) => {
+                    if d.apply(p, *t, *v) {
+                        lo = lo.min(*t);
+                        hi = hi.max(*t);
+                        applied += 1;
+                    }
                 }
-                Ok(false) => {}
                 Err(e) => count_rejection(&sh.counters, e),
             }
         }

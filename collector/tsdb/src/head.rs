@@ -109,17 +109,32 @@ pub struct Sealed {
     data: Arc<[u8]>,
 }
 
+/// Where an accepted sample goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// After the newest sample.
+    InOrder,
+    /// Older than the newest sample but inside the out-of-order window.
+    OutOfOrder,
+    /// An exact duplicate: nothing to store.
+    Ignore,
+}
+
 /// Samples of one head series.
 pub struct SeriesData {
     sealed: Vec<Sealed>,
     open: XorAppender,
     open_mint: i64,
     max_t: i64,
+    /// Out-of-order samples (sorted), only with an out-of-order window. Boxed so a series
+    /// without any costs one pointer, not an empty `Vec`.
+    #[allow(clippy::box_collection)]
+    ooo: Option<Box<Vec<(i64, f64)>>>,
 }
 
 impl SeriesData {
     fn new() -> Self {
-        Self { sealed: Vec::new(), open: XorAppender::new(), open_mint: i64::MIN, max_t: i64::MIN }
+        Self { sealed: Vec::new(), open: XorAppender::new(), open_mint: i64::MIN, max_t: i64::MIN, ooo: None }
     }
 
     /// Checks whether `(t, v)` may be appended; `Ok(false)` for an exact duplicate (ignored).
@@ -138,6 +153,46 @@ impl SeriesData {
             }
             _ => Ok(true),
         }
+    }
+
+    /// Decides where `(t, bits)` goes, allowing samples up to `window` ms older than the
+    /// newest one (0: no out-of-order samples).
+    pub fn place(&self, t: i64, bits: u64, min_valid: i64, window: i64) -> Result<Place, AppendError> {
+        match Self::check(self.last(), t, bits, min_valid) {
+            Ok(true) => Ok(Place::InOrder),
+            Ok(false) => Ok(Place::Ignore),
+            Err(AppendError::OutOfOrder) if window > 0 && t >= self.max_t.saturating_sub(window) => {
+                match self.sample_at(t) {
+                    Some(b) if b == bits => Ok(Place::Ignore),
+                    Some(_) => Err(AppendError::Duplicate),
+                    None => Ok(Place::OutOfOrder),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Stores a placed sample; returns whether something was stored.
+    pub fn apply(&mut self, place: Place, t: i64, v: f64) -> bool {
+        match place {
+            Place::InOrder => self.push(t, v),
+            Place::OutOfOrder => {
+                let o = self.ooo.get_or_insert_with(Box::default);
+                let i = o.partition_point(|s| s.0 < t);
+                o.insert(i, (t, v));
+            }
+            Place::Ignore => return false,
+        }
+        true
+    }
+
+    fn sample_at(&self, t: i64) -> Option<u64> {
+        if let Some(o) = &self.ooo
+            && let Ok(i) = o.binary_search_by_key(&t, |s| s.0)
+        {
+            return Some(o[i].1.to_bits());
+        }
+        self.snapshot(t, t).iter().flat_map(ChunkData::iter).find(|s| s.0 == t).map(|s| s.1.to_bits())
     }
 
     /// The newest sample's timestamp and value bits.
@@ -177,6 +232,13 @@ impl SeriesData {
         if !self.open.is_empty() && self.max_t >= mint && self.open_mint <= maxt {
             out.push(ChunkData::shared(Encoding::Xor, self.open_mint, self.max_t, Arc::from(self.open.bytes())));
         }
+        if let Some(o) = &self.ooo {
+            let (ts, vs): (Vec<i64>, Vec<f64>) = o.iter().filter(|s| s.0 >= mint && s.0 <= maxt).copied().unzip();
+            if !ts.is_empty() {
+                let data: Arc<[u8]> = packed::encode(&ts, &vs).into();
+                out.push(ChunkData::shared(Encoding::Packed, ts[0], ts[ts.len() - 1], data));
+            }
+        }
         out
     }
 
@@ -185,6 +247,9 @@ impl SeriesData {
         let mut out = Vec::new();
         for c in self.snapshot(mint, maxt) {
             out.extend(c.iter().filter(|(t, _)| *t >= mint && *t <= maxt));
+        }
+        if self.ooo.is_some() {
+            out.sort_by_key(|s| s.0);
         }
         out
     }
@@ -213,6 +278,12 @@ impl SeriesData {
             }
         }
         self.sealed = keep;
+        if let Some(o) = &mut self.ooo {
+            o.retain(|s| s.0 >= before);
+            if o.is_empty() {
+                self.ooo = None;
+            }
+        }
         if !self.open.is_empty() && self.open_mint < before {
             let rest: Vec<(i64, f64)> = XorIter::new(self.open.bytes()).filter(|(t, _)| *t >= before).collect();
             self.open = XorAppender::new();
@@ -228,7 +299,9 @@ impl SeriesData {
 
     /// Approximate heap bytes used by the samples.
     fn heap_bytes(&self) -> usize {
-        self.sealed.iter().map(|c| c.data.len() + 40).sum::<usize>() + self.open.bytes().len()
+        self.sealed.iter().map(|c| c.data.len() + 40).sum::<usize>()
+            + self.open.bytes().len()
+            + self.ooo.as_ref().map_or(0, |o| o.len() * 16)
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::{Arc, mpsc};
 
 use crate::chunk::{Encoding, SampleIter};
 use crate::db::Options;
-use crate::head::{Head, MemSeries, SeriesData, lock};
+use crate::head::{Head, MemSeries, lock};
 use crate::records::{self, Record};
 use crate::wal::Wal;
 
@@ -30,6 +30,7 @@ pub(crate) fn replay(dir: &Path, opts: &Options, head: &Head) -> io::Result<Wal>
             let total = &total;
             scope.spawn(move || {
                 let min_valid = head.min_valid.load(Ordering::Relaxed);
+                let window = opts.out_of_order_window_ms;
                 // Series by id, cached per worker so the index lock is taken once per series.
                 let mut cache: HashMap<u32, Arc<MemSeries>> = HashMap::new();
                 let (mut lo, mut hi, mut n) = (i64::MAX, i64::MIN, 0u64);
@@ -43,8 +44,9 @@ pub(crate) fn replay(dir: &Path, opts: &Options, head: &Head) -> io::Result<Wal>
                             },
                         };
                         let mut d = lock(&s.data);
-                        if SeriesData::check(d.last(), t, v.to_bits(), min_valid) == Ok(true) {
-                            d.push(t, v);
+                        if let Ok(p) = d.place(t, v.to_bits(), min_valid, window)
+                            && d.apply(p, t, v)
+                        {
                             lo = lo.min(t);
                             hi = hi.max(t);
                             n += 1;
