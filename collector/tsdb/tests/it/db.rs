@@ -160,3 +160,29 @@ fn handles_are_send_and_sync() {
     send_sync::<osprey_tsdb::Series>();
     send::<osprey_tsdb::Appender>();
 }
+
+#[test]
+fn out_of_order_window_accepts_recent_samples_and_survives_reopen() {
+    let dir = TempDir::new("ooowin");
+    let opts = osprey_tsdb::Options { out_of_order_window_ms: 200, ..test_opts(7_200_000) };
+    let db = Db::open(&dir.0, opts.clone()).expect("open");
+    let l = labels(&[("__name__", "x")]);
+    let mut a = db.appender();
+    a.append(&l, 1000, 1.0).expect("in order");
+    a.commit().expect("commit");
+    let mut a = db.appender();
+    assert_eq!(a.append(&l, 900, 0.9), Ok(()), "inside the window");
+    assert_eq!(a.append(&l, 700, 0.7), Err(AppendError::OutOfOrder), "outside the window");
+    a.commit().expect("commit");
+    let mut a = db.appender();
+    assert_eq!(a.append(&l, 900, 5.0), Err(AppendError::Duplicate));
+    assert_eq!(a.append(&l, 950, 0.95), Ok(()));
+    a.append(&l, 1100, 1.1).expect("in order again");
+    a.commit().expect("commit");
+    let want: Vec<(i64, u64)> =
+        [(900, 0.9), (950, 0.95), (1000, 1.0), (1100, 1.1)].map(|(t, v)| (t, f64::to_bits(v))).to_vec();
+    assert_eq!(dump(&db, 0, 10_000)[0].1, want);
+    drop(db);
+    let db = Db::open(&dir.0, opts).expect("reopen");
+    assert_eq!(dump(&db, 0, 10_000)[0].1, want, "replayed from the WAL in the same order");
+}
