@@ -1,0 +1,224 @@
+//! Reading blocks: open with checksum verification, symbol and postings lookup, selection.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::path::Path;
+use std::sync::Arc;
+
+use memmap2::Mmap;
+
+use crate::block::{Block, BlockError, BlockMeta};
+use crate::chunk::Encoding;
+use crate::chunk::bits::{get_uvarint, get_varint};
+use crate::labels::Labels;
+use crate::matcher::Matcher;
+use crate::postings;
+use crate::query::ChunkData;
+
+const TOC_LEN: usize = 6 * 8 + 4;
+
+fn corrupt(dir: &Path, what: &str) -> BlockError {
+    BlockError::Corrupt(dir.to_path_buf(), what.to_owned())
+}
+
+#[allow(unsafe_code)]
+fn map_file(f: &File) -> std::io::Result<Mmap> {
+    // SAFETY: block files are written once to a temporary directory, fsync'd and renamed
+    // into place; nothing in this program writes to or truncates them afterwards (deletion
+    // only unlinks, which keeps the mapping valid). Another process truncating the file would
+    // be outside the data directory's contract (it is locked while we run).
+    unsafe { Mmap::map(f) }
+}
+
+impl Block {
+    /// Opens and verifies the block in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, BlockError> {
+        let io = |e| BlockError::Io(dir.to_path_buf(), e);
+        let meta_raw = fs::read(dir.join("meta.json")).map_err(io)?;
+        let meta: BlockMeta =
+            serde_json::from_slice(&meta_raw).map_err(|e| corrupt(dir, &format!("meta.json: {e}")))?;
+        if meta.version != 1 {
+            return Err(corrupt(dir, &format!("unsupported block version {}", meta.version)));
+        }
+        let f = File::open(dir.join("data")).map_err(io)?;
+        let map = map_file(&f).map_err(io)?;
+        let len = map.len();
+        if len < 8 + TOC_LEN || &map[..4] != b"OSPB" || map[4] != 1 {
+            return Err(corrupt(dir, "bad header or too short"));
+        }
+        let stored = u32::from_le_bytes(map[len - 4..].try_into().unwrap_or([0; 4]));
+        if crc32c::crc32c(&map[..len - 4]) != stored {
+            return Err(corrupt(dir, "checksum mismatch"));
+        }
+        let toc = &map[len - TOC_LEN..len - 4];
+        let at = |i: usize| u64::from_le_bytes(toc[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8])) as usize;
+        let (symbols_off, series_off, table_off, nseries, postings_off, ptable_off) =
+            (at(0), at(1), at(2), at(3), at(4), at(5));
+        let bad = || corrupt(dir, "malformed index");
+        let mut pos = symbols_off;
+        let n = get_uvarint(&map, &mut pos).ok_or_else(bad)?;
+        let mut symbols = Vec::with_capacity(n.min(1 << 24) as usize);
+        for _ in 0..n {
+            let l = get_uvarint(&map, &mut pos).ok_or_else(bad)? as usize;
+            let s = map.get(pos..pos + l).ok_or_else(bad)?;
+            std::str::from_utf8(s).map_err(|_| bad())?;
+            symbols.push((pos as u32, l as u32));
+            pos += l;
+        }
+        let mut pos = ptable_off;
+        let n = get_uvarint(&map, &mut pos).ok_or_else(bad)?;
+        let mut post: BTreeMap<u32, Vec<(u32, usize)>> = BTreeMap::new();
+        for _ in 0..n {
+            let name = get_uvarint(&map, &mut pos).ok_or_else(bad)? as u32;
+            let value = get_uvarint(&map, &mut pos).ok_or_else(bad)? as u32;
+            let off = get_uvarint(&map, &mut pos).ok_or_else(bad)? as usize;
+            if name as usize >= symbols.len() || value as usize >= symbols.len() {
+                return Err(bad());
+            }
+            post.entry(name).or_default().push((value, postings_off + off));
+        }
+        if table_off + nseries * 4 > len {
+            return Err(bad());
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            meta,
+            map: Arc::new(map),
+            symbols,
+            series_off,
+            table_off,
+            nseries,
+            postings_off,
+            postings: post,
+        })
+    }
+
+    fn sym(&self, id: u32) -> &str {
+        let (off, len) = self.symbols.get(id as usize).copied().unwrap_or((0, 0));
+        std::str::from_utf8(&self.map[off as usize..(off + len) as usize]).unwrap_or("")
+    }
+
+    fn lookup(&self, s: &str) -> Option<u32> {
+        let mut lo = 0;
+        let mut hi = self.symbols.len();
+        while lo < hi {
+            let mid = usize::midpoint(lo, hi);
+            match self.sym(mid as u32).cmp(s) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(mid as u32),
+            }
+        }
+        None
+    }
+
+    fn read_postings(&self, off: usize) -> Vec<u32> {
+        let mut pos = off;
+        let n = get_uvarint(&self.map, &mut pos).unwrap_or(0) as usize;
+        let mut out = Vec::with_capacity(n.min(self.nseries));
+        let mut cur = 0u32;
+        for _ in 0..n {
+            let Some(d) = get_uvarint(&self.map, &mut pos) else { break };
+            cur = cur.wrapping_add(d as u32);
+            out.push(cur);
+        }
+        out
+    }
+
+    /// Series ids matching all matchers.
+    pub fn postings_for(&self, matchers: &[Matcher]) -> Vec<u32> {
+        let mut positive: Option<Vec<u32>> = None;
+        let mut negative = Vec::new();
+        for m in matchers {
+            let values = self.lookup(&m.name).and_then(|n| self.postings.get(&n));
+            let matches_empty = m.matches("");
+            let lists: Vec<Vec<u32>> = match (values, m.set_values()) {
+                (None, _) => Vec::new(),
+                (Some(vals), Some(set)) if !matches_empty => set
+                    .iter()
+                    .filter_map(|v| self.lookup(v))
+                    .filter_map(|v| vals.binary_search_by_key(&v, |x| x.0).ok().map(|i| vals[i].1))
+                    .map(|off| self.read_postings(off))
+                    .collect(),
+                (Some(vals), _) => vals
+                    .iter()
+                    .filter(|(v, _)| m.matches(self.sym(*v)) != matches_empty)
+                    .map(|(_, off)| self.read_postings(*off))
+                    .collect(),
+            };
+            let refs: Vec<&[u32]> = lists.iter().map(Vec::as_slice).collect();
+            let u = postings::union(&refs);
+            if matches_empty {
+                negative.push(u);
+            } else {
+                positive = Some(match positive {
+                    None => u,
+                    Some(p) => postings::intersect(&p, &u),
+                });
+            }
+        }
+        let mut out = positive.unwrap_or_else(|| (0..self.nseries as u32).collect());
+        for n in negative {
+            out = postings::subtract(&out, &n);
+        }
+        out
+    }
+
+    /// Labels and chunks (overlapping `[mint, maxt]`) of series `id`.
+    pub fn series(&self, id: u32, mint: i64, maxt: i64) -> Option<(Labels, Vec<ChunkData>)> {
+        let t = self.table_off + id as usize * 4;
+        let rel = u32::from_le_bytes(self.map.get(t..t + 4)?.try_into().ok()?) as usize;
+        let mut pos = self.series_off + rel;
+        let m = &self.map;
+        let n = get_uvarint(m, &mut pos)?;
+        let mut pairs = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let name = get_uvarint(m, &mut pos)? as u32;
+            let value = get_uvarint(m, &mut pos)? as u32;
+            pairs.push((self.sym(name).to_owned(), self.sym(value).to_owned()));
+        }
+        let nc = get_uvarint(m, &mut pos)?;
+        let mut chunks = Vec::new();
+        for _ in 0..nc {
+            let cmint = get_varint(m, &mut pos)?;
+            let cmaxt = cmint + get_uvarint(m, &mut pos)? as i64;
+            let off = get_uvarint(m, &mut pos)? as usize;
+            let len = get_uvarint(m, &mut pos)? as usize;
+            if cmaxt < mint || cmint > maxt || len == 0 {
+                continue;
+            }
+            let enc = Encoding::from_u8(*m.get(off)?)?;
+            chunks.push(ChunkData::mapped(enc, cmint, cmaxt, self.map.clone(), off + 1, len - 1));
+        }
+        Some((Labels::from_owned(pairs), chunks))
+    }
+
+    /// Matching series with chunks overlapping `[mint, maxt]`.
+    pub fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<(Labels, Vec<ChunkData>)> {
+        self.postings_for(matchers)
+            .into_iter()
+            .filter_map(|id| self.series(id, mint, maxt))
+            .filter(|(_, c)| !c.is_empty())
+            .collect()
+    }
+
+    /// Number of series.
+    pub fn num_series(&self) -> usize {
+        self.nseries
+    }
+
+    /// Label names with their number of distinct values.
+    pub fn label_cardinality(&self) -> Vec<(String, usize)> {
+        self.postings.iter().map(|(n, vals)| (self.sym(*n).to_owned(), vals.len())).collect()
+    }
+
+    /// Offset where the symbol table starts: bytes before it are the header and chunks.
+    pub fn chunks_end(&self) -> usize {
+        self.symbols.first().map_or(self.series_off, |s| s.0 as usize).min(self.series_off)
+    }
+
+    /// Offset of the postings section.
+    pub fn postings_offset(&self) -> usize {
+        self.postings_off
+    }
+}

@@ -1,0 +1,229 @@
+//! Bit-level writer and reader (most significant bit first) and varint helpers.
+
+/// Appends bits, most significant first, to a byte vector.
+#[derive(Debug, Clone, Default)]
+pub struct BitWriter {
+    buf: Vec<u8>,
+    /// Unused low bits of the last byte (0: the last byte is full or there is none).
+    free: u8,
+}
+
+impl BitWriter {
+    /// An empty writer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A writer continuing after whole bytes already in `buf`.
+    pub fn from_bytes(buf: Vec<u8>) -> Self {
+        Self { buf, free: 0 }
+    }
+
+    /// Adds a zero byte, growing by ~1/8 instead of doubling: head chunks live long, and
+    /// doubling would leave up to half of each one unused.
+    fn push_byte(&mut self) {
+        if self.buf.len() == self.buf.capacity() {
+            self.buf.reserve_exact(16 + self.buf.len() / 8);
+        }
+        self.buf.push(0);
+    }
+
+    /// Appends one bit.
+    pub fn write_bit(&mut self, bit: bool) {
+        if self.free == 0 {
+            self.push_byte();
+            self.free = 8;
+        }
+        if bit {
+            let last = self.buf.len() - 1;
+            self.buf[last] |= 1 << (self.free - 1);
+        }
+        self.free -= 1;
+    }
+
+    /// Appends the low `n` bits of `v` (n ≤ 64).
+    pub fn write_bits(&mut self, v: u64, n: u32) {
+        let mut n = n;
+        while n > 0 {
+            if self.free == 0 {
+                self.push_byte();
+                self.free = 8;
+            }
+            let take = n.min(u32::from(self.free));
+            let shift = n - take;
+            let chunk = ((v >> shift) & ((1u64 << take) - 1)) as u8;
+            let last = self.buf.len() - 1;
+            self.buf[last] |= chunk << (u32::from(self.free) - take);
+            self.free -= take as u8;
+            n -= take;
+        }
+    }
+
+    /// Appends an unsigned LEB128 varint, 8 bits per byte.
+    pub fn write_uvarint(&mut self, v: u64) {
+        let mut tmp = Vec::with_capacity(10);
+        put_uvarint(&mut tmp, v);
+        for b in tmp {
+            self.write_bits(u64::from(b), 8);
+        }
+    }
+
+    /// Appends a zigzag signed varint, 8 bits per byte.
+    pub fn write_varint(&mut self, v: i64) {
+        self.write_uvarint(zigzag(v));
+    }
+
+    /// The bytes written so far (a partial last byte is zero-padded).
+    pub fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Mutable access to the bytes (for patching a header).
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.buf
+    }
+
+    /// Consumes the writer.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.buf
+    }
+
+    /// Number of bits written.
+    pub fn bit_len(&self) -> usize {
+        self.buf.len() * 8 - usize::from(self.free)
+    }
+}
+
+/// Reads bits, most significant first.
+#[derive(Debug, Clone)]
+pub struct BitReader<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> BitReader<'a> {
+    /// A reader at bit `pos` of `data`.
+    pub fn new(data: &'a [u8], pos: usize) -> Self {
+        Self { data, pos }
+    }
+
+    /// Current bit position.
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// Reads one bit.
+    pub fn read_bit(&mut self) -> Option<bool> {
+        let byte = *self.data.get(self.pos / 8)?;
+        let bit = byte & (0x80 >> (self.pos % 8)) != 0;
+        self.pos += 1;
+        Some(bit)
+    }
+
+    /// Reads `n` bits (n ≤ 64).
+    pub fn read_bits(&mut self, n: u32) -> Option<u64> {
+        let mut v: u64 = 0;
+        let mut n = n;
+        while n > 0 {
+            let byte = *self.data.get(self.pos / 8)?;
+            let off = (self.pos % 8) as u32;
+            let avail = 8 - off;
+            let take = n.min(avail);
+            let bits = (u32::from(byte) >> (avail - take)) & ((1u32 << take) - 1);
+            v = (v << take) | u64::from(bits);
+            self.pos += take as usize;
+            n -= take;
+        }
+        Some(v)
+    }
+
+    /// Reads an unsigned LEB128 varint stored 8 bits per byte.
+    pub fn read_uvarint(&mut self) -> Option<u64> {
+        let mut v: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let b = self.read_bits(8)?;
+            v |= (b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    /// Reads a zigzag signed varint.
+    pub fn read_varint(&mut self) -> Option<i64> {
+        self.read_uvarint().map(unzigzag)
+    }
+}
+
+/// Zigzag-encodes a signed integer.
+pub fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+/// Reverses [`zigzag`].
+pub fn unzigzag(u: u64) -> i64 {
+    ((u >> 1) as i64) ^ -((u & 1) as i64)
+}
+
+/// Appends an unsigned LEB128 varint.
+pub fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Appends a zigzag signed varint.
+pub fn put_varint(out: &mut Vec<u8>, v: i64) {
+    put_uvarint(out, zigzag(v));
+}
+
+/// Reads an unsigned varint from `buf` at `*pos`, advancing it.
+pub fn get_uvarint(buf: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut v: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let b = *buf.get(*pos)?;
+        *pos += 1;
+        v |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// Reads a zigzag signed varint from `buf` at `*pos`.
+pub fn get_varint(buf: &[u8], pos: &mut usize) -> Option<i64> {
+    get_uvarint(buf, pos).map(unzigzag)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bits_round_trip() {
+        let mut w = BitWriter::new();
+        let items: Vec<(u64, u32)> = vec![(1, 1), (0b101, 3), (u64::MAX, 64), (0, 7), (12345, 17), (1 << 63, 64)];
+        for &(v, n) in &items {
+            w.write_bits(v, n);
+        }
+        w.write_varint(-300);
+        let bytes = w.into_bytes();
+        let mut r = BitReader::new(&bytes, 0);
+        for &(v, n) in &items {
+            let mask = if n == 64 { u64::MAX } else { (1 << n) - 1 };
+            assert_eq!(r.read_bits(n), Some(v & mask));
+        }
+        assert_eq!(r.read_varint(), Some(-300));
+    }
+
+    #[test]
+    fn zigzag_edges() {
+        for v in [0, 1, -1, i64::MAX, i64::MIN, 63, -64] {
+            assert_eq!(unzigzag(zigzag(v)), v);
+        }
+    }
+}

@@ -1,0 +1,500 @@
+//! Osprey's sealed-chunk codec. Each sealed chunk picks, by trial, the smallest of:
+//!
+//! * timestamps: `REGULAR` (a start and one period: 0 bits per sample) or `DOD`
+//!   (delta-of-delta through an adaptive integer stream);
+//! * values: `CONST` (one value), `INT` (values that are exactly `m / 10^k` for integers `m`,
+//!   with k = 0..=6 — integer counters and fixed-decimal gauges — as first or second
+//!   differences of `m` through the integer stream), or `XOR` (Gorilla).
+//!
+//! Every encoding is checked bit-exactly at encode time, so decoding is lossless, stale-marker
+//! NaNs included (they simply force `XOR` or `CONST`).
+//!
+//! Layout: tag byte (ts << 4 | value), uvarint n, varint t0, then per-encoding header fields,
+//! then a bit stream of timestamps followed by a bit stream of values.
+
+use super::bits::{BitReader, BitWriter, get_uvarint, get_varint, put_uvarint, put_varint, unzigzag, zigzag};
+use super::xor::{XorValues, write_xor_values};
+
+const TS_REGULAR: u8 = 0;
+const TS_DOD: u8 = 1;
+const V_CONST: u8 = 0;
+const V_INT: u8 = 1;
+const V_XOR: u8 = 2;
+const POW10: [f64; 7] = [1.0, 10.0, 100.0, 1000.0, 10_000.0, 100_000.0, 1_000_000.0];
+
+/// Which encodings [`encode_with`] may choose (all on in [`encode`]); the codec benchmark
+/// turns them off one by one to measure what each buys.
+#[derive(Debug, Clone, Copy)]
+pub struct Choices {
+    /// Regular timestamps stored as a period.
+    pub regular_ts: bool,
+    /// Constant values stored once.
+    pub constant: bool,
+    /// Integer / fixed-decimal values as integer differences; the largest decimal scale tried.
+    pub max_scale: Option<u8>,
+}
+
+impl Default for Choices {
+    fn default() -> Self {
+        Self { regular_ts: true, constant: true, max_scale: Some(6) }
+    }
+}
+
+/// Encodes time-ordered samples (at least one) into a packed chunk.
+pub fn encode(ts: &[i64], vs: &[f64]) -> Vec<u8> {
+    encode_with(ts, vs, Choices::default())
+}
+
+/// [`encode`] restricted to some encodings.
+pub fn encode_with(ts: &[i64], vs: &[f64], choices: Choices) -> Vec<u8> {
+    assert!(!ts.is_empty() && ts.len() == vs.len(), "packed::encode needs matching non-empty slices");
+    let n = ts.len();
+    let mut head = Vec::with_capacity(32);
+    let mut bits = BitWriter::new();
+
+    // Timestamps.
+    let delta = if n > 1 { ts[1].wrapping_sub(ts[0]) } else { 0 };
+    let regular = choices.regular_ts && ts.windows(2).all(|w| w[1].wrapping_sub(w[0]) == delta);
+    let ts_enc = if regular { TS_REGULAR } else { TS_DOD };
+
+    // Values.
+    let vbits: Vec<u64> = vs.iter().map(|v| v.to_bits()).collect();
+    let (v_enc, vstream) = if choices.constant && vbits.iter().all(|&b| b == vbits[0]) {
+        (V_CONST, ValueStream::Const)
+    } else if let Some((k, ms)) = choices.max_scale.and_then(|m| as_scaled_ints(vs, m)) {
+        let o1 = diffs(&ms, 1);
+        let o2 = diffs(&ms, 2);
+        if o2.len() + 1 == o1.len() && int_stream_cost(&o2) + 64 < int_stream_cost(&o1) {
+            (V_INT, ValueStream::Int { k, order: 2, first: ms[0], d1: o1.first().copied().unwrap_or(0), stream: o2 })
+        } else {
+            (V_INT, ValueStream::Int { k, order: 1, first: ms[0], d1: 0, stream: o1 })
+        }
+    } else {
+        (V_XOR, ValueStream::Xor)
+    };
+
+    head.push((ts_enc << 4) | v_enc);
+    put_uvarint(&mut head, n as u64);
+    put_varint(&mut head, ts[0]);
+    if n > 1 {
+        put_varint(&mut head, delta);
+    }
+    if ts_enc == TS_DOD {
+        let dods: Vec<i64> =
+            ts.windows(3).map(|w| (w[2].wrapping_sub(w[1])).wrapping_sub(w[1].wrapping_sub(w[0]))).collect();
+        write_int_stream(&mut bits, &dods);
+        put_uvarint(&mut head, bits.bit_len() as u64);
+    }
+    match vstream {
+        ValueStream::Const => head.extend_from_slice(&vbits[0].to_le_bytes()),
+        ValueStream::Int { k, order, first, d1, stream } => {
+            head.push((k << 4) | order);
+            put_varint(&mut head, first);
+            if order == 2 {
+                put_varint(&mut head, d1);
+            }
+            write_int_stream(&mut bits, &stream);
+        }
+        ValueStream::Xor => {
+            head.extend_from_slice(&vbits[0].to_le_bytes());
+            write_xor_values(&mut bits, &vbits);
+        }
+    }
+    head.extend_from_slice(bits.bytes());
+    head
+}
+
+enum ValueStream {
+    Const,
+    Int { k: u8, order: u8, first: i64, d1: i64, stream: Vec<i64> },
+    Xor,
+}
+
+/// The smallest decimal scale k for which every value is exactly `m / 10^k`, with the `m`s.
+fn as_scaled_ints(vs: &[f64], max_scale: u8) -> Option<(u8, Vec<i64>)> {
+    'scale: for (k, &p) in POW10.iter().enumerate().take(usize::from(max_scale) + 1) {
+        let mut ms = Vec::with_capacity(vs.len());
+        for &v in vs {
+            let m = (v * p).round();
+            if !m.is_finite() || m.abs() >= 9.007_199_254_740_992e15 {
+                continue 'scale;
+            }
+            let m = m as i64;
+            let back = if k == 0 { m as f64 } else { m as f64 / p };
+            if back.to_bits() != v.to_bits() {
+                continue 'scale;
+            }
+            ms.push(m);
+        }
+        return Some((k as u8, ms));
+    }
+    None
+}
+
+fn diffs(ms: &[i64], order: usize) -> Vec<i64> {
+    let d1: Vec<i64> = ms.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
+    if order == 1 { d1 } else { d1.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect() }
+}
+
+fn bit_len(u: u64) -> u32 {
+    64 - u.leading_zeros()
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// The common factor of all values (1 when none or when it would not fit an i64).
+fn common_factor(values: &[i64]) -> u64 {
+    let g = values.iter().fold(0u64, |g, v| gcd(g, v.unsigned_abs()));
+    if g <= 1 || g > i64::MAX as u64 { 1 } else { g }
+}
+
+/// Best (base width, plain mode) and total cost in bits of the adaptive integer stream.
+fn best_width(values: &[i64]) -> (u32, bool, u64) {
+    let mut hist = [0u64; 65];
+    for &v in values {
+        hist[bit_len(zigzag(v)) as usize] += 1;
+    }
+    let mut best = (1u32, false, u64::MAX);
+    for plain in [false, true] {
+        for b in 1..=64u32 {
+            let mut cost = 7;
+            for (len, &count) in hist.iter().enumerate() {
+                let len = len as u32;
+                let bits = match (plain, len) {
+                    (false, 0) => 1,
+                    (false, l) if l <= b => 2 + b,
+                    (false, l) => 2 + 6 + l,
+                    (true, l) if l <= b => 1 + b,
+                    (true, l) => 1 + 6 + l,
+                };
+                cost += count * u64::from(bits);
+            }
+            if cost < best.2 {
+                best = (b, plain, cost);
+            }
+        }
+    }
+    best
+}
+
+fn int_stream_cost(values: &[i64]) -> u64 {
+    let g = common_factor(values);
+    if g == 1 {
+        best_width(values).2 + 1
+    } else {
+        let scaled: Vec<i64> = values.iter().map(|v| v / g as i64).collect();
+        best_width(&scaled).2 + 1 + 8 * u64::from(bit_len(g).div_ceil(7))
+    }
+}
+
+/// The adaptive integer stream. Header: 6-bit base width B - 1, a mode bit, a factor bit (and
+/// then the common factor g as a varint, all values being multiples of it). Per value v/g,
+/// zigzagged: mode 0 — `0` (zero), `10` + B bits, `11` + 6-bit width + bits; mode 1 —
+/// `0` + B bits, `1` + 6-bit width + bits.
+fn write_int_stream(w: &mut BitWriter, values: &[i64]) {
+    let g = common_factor(values);
+    let scaled: Vec<i64>;
+    let values = if g > 1 {
+        scaled = values.iter().map(|v| v / g as i64).collect();
+        &scaled
+    } else {
+        values
+    };
+    let (b, plain, _) = best_width(values);
+    w.write_bits(u64::from(b - 1), 6);
+    w.write_bit(plain);
+    w.write_bit(g > 1);
+    if g > 1 {
+        w.write_uvarint(g);
+    }
+    for &v in values {
+        let u = zigzag(v);
+        let len = bit_len(u);
+        match (plain, len) {
+            (false, 0) => w.write_bit(false),
+            (false, l) if l <= b => {
+                w.write_bits(0b10, 2);
+                w.write_bits(u, b);
+            }
+            (true, l) if l <= b => {
+                w.write_bit(false);
+                w.write_bits(u, b);
+            }
+            (false, l) => {
+                w.write_bits(0b11, 2);
+                w.write_bits(u64::from(l - 1), 6);
+                w.write_bits(u, l);
+            }
+            (true, l) => {
+                w.write_bit(true);
+                w.write_bits(u64::from(l - 1), 6);
+                w.write_bits(u, l);
+            }
+        }
+    }
+}
+
+struct IntStream {
+    b: u32,
+    plain: bool,
+    g: i64,
+}
+
+impl IntStream {
+    const EMPTY: Self = Self { b: 1, plain: false, g: 1 };
+
+    fn start(r: &mut BitReader<'_>) -> Option<Self> {
+        let b = r.read_bits(6)? as u32 + 1;
+        let plain = r.read_bit()?;
+        let g = if r.read_bit()? { i64::try_from(r.read_uvarint()?).ok()? } else { 1 };
+        Some(Self { b, plain, g })
+    }
+
+    fn next(&self, r: &mut BitReader<'_>) -> Option<i64> {
+        let width = if self.plain {
+            if r.read_bit()? { r.read_bits(6)? as u32 + 1 } else { self.b }
+        } else {
+            if !r.read_bit()? {
+                return Some(0);
+            }
+            if r.read_bit()? { r.read_bits(6)? as u32 + 1 } else { self.b }
+        };
+        Some(unzigzag(r.read_bits(width)?).wrapping_mul(self.g))
+    }
+}
+
+enum TsState {
+    Regular { delta: i64 },
+    Dod { stream: IntStream, delta: i64 },
+}
+
+enum VState {
+    Const(u64),
+    Int { k: u8, order: u8, m: i64, d: i64, stream: IntStream },
+    Xor(XorValues),
+}
+
+/// Iterates a packed chunk's samples.
+pub struct PackedIter<'a> {
+    n: usize,
+    i: usize,
+    t: i64,
+    ts: TsState,
+    vs: VState,
+    tr: BitReader<'a>,
+    vr: BitReader<'a>,
+    first_v: u64,
+    failed: bool,
+}
+
+impl<'a> PackedIter<'a> {
+    /// Parses the header; `None` on malformed data.
+    pub fn new(data: &'a [u8]) -> Option<Self> {
+        let tag = *data.first()?;
+        let mut pos = 1;
+        let n = usize::try_from(get_uvarint(data, &mut pos)?).ok()?;
+        let t0 = get_varint(data, &mut pos)?;
+        let delta = if n > 1 { get_varint(data, &mut pos)? } else { 0 };
+        let ts_enc = tag >> 4;
+        let ts_bits = if ts_enc == TS_DOD { usize::try_from(get_uvarint(data, &mut pos)?).ok()? } else { 0 };
+        let (v_enc, first_v, vhead);
+        match tag & 0xf {
+            V_CONST | V_XOR => {
+                let b: [u8; 8] = data.get(pos..pos + 8)?.try_into().ok()?;
+                pos += 8;
+                first_v = u64::from_le_bytes(b);
+                v_enc = tag & 0xf;
+                vhead = (0, 0, 0, 0);
+            }
+            V_INT => {
+                let ko = *data.get(pos)?;
+                pos += 1;
+                let m0 = get_varint(data, &mut pos)?;
+                let d1 = if ko & 0xf == 2 { get_varint(data, &mut pos)? } else { 0 };
+                let k = ko >> 4;
+                if usize::from(k) >= POW10.len() || !(1..=2).contains(&(ko & 0xf)) {
+                    return None;
+                }
+                first_v = scaled(m0, k).to_bits();
+                v_enc = V_INT;
+                vhead = (k, ko & 0xf, m0, d1);
+            }
+            _ => return None,
+        }
+        let stream = data.get(pos..)?;
+        let mut tr = BitReader::new(stream, 0);
+        let ts = if ts_enc == TS_DOD {
+            let s = if n > 2 { IntStream::start(&mut tr)? } else { IntStream::EMPTY };
+            TsState::Dod { stream: s, delta }
+        } else if ts_enc == TS_REGULAR {
+            TsState::Regular { delta }
+        } else {
+            return None;
+        };
+        let mut vr = BitReader::new(stream, ts_bits);
+        let vs = match v_enc {
+            V_CONST => VState::Const(first_v),
+            V_XOR => VState::Xor(XorValues::new(first_v)),
+            _ => {
+                let (k, order, m, d) = vhead;
+                let needed = if order == 2 { 2 } else { 1 };
+                let s = if n > needed { IntStream::start(&mut vr)? } else { IntStream::EMPTY };
+                VState::Int { k, order, m, d, stream: s }
+            }
+        };
+        Some(Self { n, i: 0, t: t0, ts, vs, tr, vr, first_v, failed: false })
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    /// Whether the chunk is empty.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// Whether decoding stopped on malformed data.
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+
+    fn step(&mut self) -> Option<(i64, u64)> {
+        if self.i == 0 {
+            return Some((self.t, self.first_v));
+        }
+        match &mut self.ts {
+            TsState::Regular { delta } => self.t = self.t.wrapping_add(*delta),
+            TsState::Dod { stream, delta } => {
+                if self.i >= 2 {
+                    *delta = delta.wrapping_add(stream.next(&mut self.tr)?);
+                }
+                self.t = self.t.wrapping_add(*delta);
+            }
+        }
+        let v = match &mut self.vs {
+            VState::Const(b) => *b,
+            VState::Xor(x) => x.next(&mut self.vr)?,
+            VState::Int { k, order, m, d, stream } => {
+                if *order == 1 {
+                    *m = m.wrapping_add(stream.next(&mut self.vr)?);
+                } else {
+                    if self.i >= 2 {
+                        *d = d.wrapping_add(stream.next(&mut self.vr)?);
+                    }
+                    *m = m.wrapping_add(*d);
+                }
+                scaled(*m, *k).to_bits()
+            }
+        };
+        Some((self.t, v))
+    }
+}
+
+fn scaled(m: i64, k: u8) -> f64 {
+    if k == 0 { m as f64 } else { m as f64 / POW10[usize::from(k)] }
+}
+
+impl Iterator for PackedIter<'_> {
+    type Item = (i64, f64);
+
+    fn next(&mut self) -> Option<(i64, f64)> {
+        if self.i >= self.n || self.failed {
+            return None;
+        }
+        let s = self.step();
+        self.i += 1;
+        if let Some((t, b)) = s {
+            Some((t, f64::from_bits(b)))
+        } else {
+            self.failed = true;
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(ts: &[i64], vs: &[f64]) -> usize {
+        let enc = encode(ts, vs);
+        let got: Vec<(i64, u64)> = PackedIter::new(&enc).expect("header").map(|(t, v)| (t, v.to_bits())).collect();
+        let want: Vec<(i64, u64)> = ts.iter().zip(vs).map(|(&t, v)| (t, v.to_bits())).collect();
+        assert_eq!(got, want);
+        enc.len()
+    }
+
+    #[test]
+    fn constant_regular_series_is_tiny() {
+        let ts: Vec<i64> = (0..1000).map(|i| 1_000 + i * 15_000).collect();
+        let vs = vec![42.0; 1000];
+        assert!(round_trip(&ts, &vs) < 24);
+    }
+
+    #[test]
+    fn integer_counter_and_decimals() {
+        let ts: Vec<i64> = (0..500).map(|i| i * 1000 + (i % 3)).collect();
+        let mut c = 1e9;
+        let vs: Vec<f64> = (0..500)
+            .map(|i| {
+                c += f64::from((i * 7919) % 4096);
+                c
+            })
+            .collect();
+        round_trip(&ts, &vs);
+        let cpu: Vec<f64> = (0..500).map(|i| f64::from(123_456 + i * 37) / 100.0).collect();
+        let size = round_trip(&ts, &cpu);
+        assert!(size < 500 * 2, "fixed-decimal counter should pack well, got {size}");
+    }
+
+    #[test]
+    fn odd_values_fall_back_to_xor() {
+        let stale = f64::from_bits(0x7ff0_0000_0000_0002);
+        let ts = [1, 2, 5, 9, 100, 101];
+        let vs = [0.1 + 0.2, stale, -0.0, f64::NAN, f64::INFINITY, 1e300];
+        round_trip(&ts, &vs);
+        round_trip(&[7], &[stale]);
+        round_trip(&[7, 9], &[1.0, 2.0]);
+        round_trip(&[7, 9, 10], &[1.0, 2.0, 4.0]);
+    }
+
+    use proptest::strategy::Strategy as _;
+
+    proptest::proptest! {
+        #[test]
+        fn any_samples_round_trip(
+            dts in proptest::collection::vec(proptest::prop_oneof![proptest::strategy::Just(1000i64), 0i64..5000, proptest::num::i64::ANY.prop_map(|x| x >> 20)], 1..300),
+            kind in 0u8..5,
+            raw in proptest::collection::vec(proptest::num::i64::ANY, 300),
+        ) {
+            let mut t = 0i64;
+            let ts: Vec<i64> = dts.iter().map(|d| { t = t.wrapping_add(*d); t }).collect();
+            let vs: Vec<f64> = raw.iter().take(ts.len()).enumerate().map(|(i, &r)| match kind {
+                0 => ((r >> 40) * 4096) as f64,
+                1 => (r >> 44) as f64 / 100.0,
+                2 => f64::from_bits(r as u64),
+                3 => if i % 7 == 0 { f64::from_bits(0x7ff0_0000_0000_0002) } else { (r % 3) as f64 },
+                _ => i as f64 * 0.1,
+            }).collect();
+            round_trip(&ts, &vs);
+        }
+    }
+
+    #[test]
+    fn garbage_does_not_panic() {
+        for seed in 0u32..2000 {
+            let data: Vec<u8> =
+                (0..(seed % 40)).map(|i| (seed.wrapping_mul(2_654_435_761).rotate_left(i)) as u8).collect();
+            if let Some(it) = PackedIter::new(&data) {
+                let _ = it.take(10_000).count();
+            }
+        }
+    }
+}

@@ -1,0 +1,566 @@
+//! The in-memory head: interned symbols, series with an open Gorilla chunk and sealed packed
+//! chunks, and postings per label pair.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use crate::chunk::{Encoding, XorAppender, XorIter, packed};
+use crate::labels::Labels;
+use crate::matcher::Matcher;
+use crate::postings;
+use crate::query::ChunkData;
+
+/// Samples per open chunk before it is sealed into a packed chunk.
+pub const SEAL_SAMPLES: usize = 240;
+
+/// Why a sample was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AppendError {
+    /// Older than the newest sample of its series.
+    #[error("out of order sample")]
+    OutOfOrder,
+    /// Same timestamp as the newest sample, different value.
+    #[error("duplicate sample for timestamp")]
+    Duplicate,
+    /// Older than the head's lower bound (already persisted in a block).
+    #[error("out of bounds: sample older than the head")]
+    TooOld,
+    /// A series with no labels.
+    #[error("series has no labels")]
+    EmptyLabels,
+}
+
+/// Interned label strings.
+#[derive(Default)]
+pub struct Symbols {
+    inner: RwLock<SymInner>,
+}
+
+#[derive(Default)]
+struct SymInner {
+    map: HashMap<Arc<str>, u32>,
+    list: Vec<Arc<str>>,
+}
+
+impl Symbols {
+    /// The id of `s`, interning it.
+    pub fn intern(&self, s: &str) -> u32 {
+        if let Some(&id) = read(&self.inner).map.get(s) {
+            return id;
+        }
+        let mut w = write(&self.inner);
+        if let Some(&id) = w.map.get(s) {
+            return id;
+        }
+        let id = w.list.len() as u32;
+        let a: Arc<str> = Arc::from(s);
+        w.list.push(a.clone());
+        w.map.insert(a, id);
+        id
+    }
+
+    /// The id of `s` if interned.
+    pub fn lookup(&self, s: &str) -> Option<u32> {
+        read(&self.inner).map.get(s).copied()
+    }
+
+    /// The string of `id`.
+    pub fn get(&self, id: u32) -> Arc<str> {
+        read(&self.inner).list[id as usize].clone()
+    }
+
+    /// Whether symbol-id pairs spell exactly `l` (one lock, no allocation).
+    pub fn eq_labels(&self, pairs: &[(u32, u32)], l: &Labels) -> bool {
+        let g = read(&self.inner);
+        let sym = |id: u32| g.list.get(id as usize).map_or("", |s| &**s);
+        pairs.len() == l.len() && pairs.iter().zip(l.iter()).all(|(&(n, v), (ln, lv))| sym(n) == ln && sym(v) == lv)
+    }
+
+    /// Number of symbols.
+    pub fn len(&self) -> usize {
+        read(&self.inner).list.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+pub(crate) fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+pub(crate) fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+pub(crate) fn lock<T>(l: &Mutex<T>) -> MutexGuard<'_, T> {
+    l.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A sealed, packed chunk.
+#[derive(Clone)]
+pub struct Sealed {
+    mint: i64,
+    maxt: i64,
+    data: Arc<[u8]>,
+}
+
+/// Where an accepted sample goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// After the newest sample.
+    InOrder,
+    /// Older than the newest sample but inside the out-of-order window.
+    OutOfOrder,
+    /// An exact duplicate: nothing to store.
+    Ignore,
+}
+
+/// Samples of one head series.
+pub struct SeriesData {
+    sealed: Vec<Sealed>,
+    open: XorAppender,
+    open_mint: i64,
+    max_t: i64,
+    /// Out-of-order samples (sorted), only with an out-of-order window. Boxed so a series
+    /// without any costs one pointer, not an empty `Vec`.
+    #[allow(clippy::box_collection)]
+    ooo: Option<Box<Vec<(i64, f64)>>>,
+}
+
+impl SeriesData {
+    fn new() -> Self {
+        Self { sealed: Vec::new(), open: XorAppender::new(), open_mint: i64::MIN, max_t: i64::MIN, ooo: None }
+    }
+
+    /// Checks whether `(t, v)` may be appended; `Ok(false)` for an exact duplicate (ignored).
+    pub fn check(last: Option<(i64, u64)>, t: i64, bits: u64, min_valid: i64) -> Result<bool, AppendError> {
+        if t < min_valid {
+            return Err(AppendError::TooOld);
+        }
+        match last {
+            Some((lt, _)) if t < lt => Err(AppendError::OutOfOrder),
+            Some((lt, lb)) if t == lt => {
+                if lb == bits {
+                    Ok(false)
+                } else {
+                    Err(AppendError::Duplicate)
+                }
+            }
+            _ => Ok(true),
+        }
+    }
+
+    /// Decides where `(t, bits)` goes, allowing samples up to `window` ms older than the
+    /// newest one (0: no out-of-order samples).
+    pub fn place(&self, t: i64, bits: u64, min_valid: i64, window: i64) -> Result<Place, AppendError> {
+        match Self::check(self.last(), t, bits, min_valid) {
+            Ok(true) => Ok(Place::InOrder),
+            Ok(false) => Ok(Place::Ignore),
+            Err(AppendError::OutOfOrder) if window > 0 && t >= self.max_t.saturating_sub(window) => {
+                match self.sample_at(t) {
+                    Some(b) if b == bits => Ok(Place::Ignore),
+                    Some(_) => Err(AppendError::Duplicate),
+                    None => Ok(Place::OutOfOrder),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Stores a placed sample; returns whether something was stored.
+    pub fn apply(&mut self, place: Place, t: i64, v: f64) -> bool {
+        match place {
+            Place::InOrder => self.push(t, v),
+            Place::OutOfOrder => {
+                let o = self.ooo.get_or_insert_with(Box::default);
+                let i = o.partition_point(|s| s.0 < t);
+                o.insert(i, (t, v));
+            }
+            Place::Ignore => return false,
+        }
+        true
+    }
+
+    fn sample_at(&self, t: i64) -> Option<u64> {
+        if let Some(o) = &self.ooo
+            && let Ok(i) = o.binary_search_by_key(&t, |s| s.0)
+        {
+            return Some(o[i].1.to_bits());
+        }
+        self.snapshot(t, t).iter().flat_map(ChunkData::iter).find(|s| s.0 == t).map(|s| s.1.to_bits())
+    }
+
+    /// The newest sample's timestamp and value bits.
+    pub fn last(&self) -> Option<(i64, u64)> {
+        (self.max_t != i64::MIN).then(|| (self.max_t, self.open.last_v_bits()))
+    }
+
+    /// Appends a sample already checked to be in order.
+    pub fn push(&mut self, t: i64, v: f64) {
+        if self.open.len() >= SEAL_SAMPLES {
+            self.seal();
+        }
+        if self.open.is_empty() {
+            self.open_mint = t;
+        }
+        self.open.append(t, v);
+        self.max_t = t;
+    }
+
+    fn seal(&mut self) {
+        let (ts, vs): (Vec<i64>, Vec<f64>) = XorIter::new(self.open.bytes()).unzip();
+        if !ts.is_empty() {
+            let data: Arc<[u8]> = packed::encode(&ts, &vs).into();
+            self.sealed.push(Sealed { mint: ts[0], maxt: ts[ts.len() - 1], data });
+        }
+        self.open = XorAppender::new();
+    }
+
+    /// Chunks overlapping `[mint, maxt]`, copied or shared for a query.
+    pub fn snapshot(&self, mint: i64, maxt: i64) -> Vec<ChunkData> {
+        let mut out: Vec<ChunkData> = self
+            .sealed
+            .iter()
+            .filter(|c| c.maxt >= mint && c.mint <= maxt)
+            .map(|c| ChunkData::shared(Encoding::Packed, c.mint, c.maxt, c.data.clone()))
+            .collect();
+        if !self.open.is_empty() && self.max_t >= mint && self.open_mint <= maxt {
+            out.push(ChunkData::shared(Encoding::Xor, self.open_mint, self.max_t, Arc::from(self.open.bytes())));
+        }
+        if let Some(o) = &self.ooo {
+            let (ts, vs): (Vec<i64>, Vec<f64>) = o.iter().filter(|s| s.0 >= mint && s.0 <= maxt).copied().unzip();
+            if !ts.is_empty() {
+                let data: Arc<[u8]> = packed::encode(&ts, &vs).into();
+                out.push(ChunkData::shared(Encoding::Packed, ts[0], ts[ts.len() - 1], data));
+            }
+        }
+        out
+    }
+
+    /// All samples in `[mint, maxt]`.
+    pub fn samples(&self, mint: i64, maxt: i64) -> Vec<(i64, f64)> {
+        let mut out = Vec::new();
+        for c in self.snapshot(mint, maxt) {
+            out.extend(c.iter().filter(|(t, _)| *t >= mint && *t <= maxt));
+        }
+        if self.ooo.is_some() {
+            out.sort_by_key(|s| s.0);
+        }
+        out
+    }
+
+    /// Drops samples before `before`; returns whether samples remain.
+    fn truncate(&mut self, before: i64) -> bool {
+        if self.max_t < before {
+            *self = Self::new();
+            return false;
+        }
+        let mut keep = Vec::with_capacity(self.sealed.len());
+        for c in self.sealed.drain(..) {
+            if c.maxt < before {
+                continue;
+            }
+            if c.mint >= before {
+                keep.push(c);
+                continue;
+            }
+            let (ts, vs): (Vec<i64>, Vec<f64>) = ChunkData::shared(Encoding::Packed, c.mint, c.maxt, c.data)
+                .iter()
+                .filter(|(t, _)| *t >= before)
+                .unzip();
+            if !ts.is_empty() {
+                keep.push(Sealed { mint: ts[0], maxt: ts[ts.len() - 1], data: packed::encode(&ts, &vs).into() });
+            }
+        }
+        self.sealed = keep;
+        if let Some(o) = &mut self.ooo {
+            o.retain(|s| s.0 >= before);
+            if o.is_empty() {
+                self.ooo = None;
+            }
+        }
+        if !self.open.is_empty() && self.open_mint < before {
+            let rest: Vec<(i64, f64)> = XorIter::new(self.open.bytes()).filter(|(t, _)| *t >= before).collect();
+            self.open = XorAppender::new();
+            for (i, (t, v)) in rest.into_iter().enumerate() {
+                if i == 0 {
+                    self.open_mint = t;
+                }
+                self.open.append(t, v);
+            }
+        }
+        true
+    }
+
+    /// Approximate heap bytes used by the samples.
+    fn heap_bytes(&self) -> usize {
+        self.sealed.iter().map(|c| c.data.len() + 40).sum::<usize>()
+            + self.open.bytes().len()
+            + self.ooo.as_ref().map_or(0, |o| o.len() * 16)
+    }
+}
+
+/// One head series.
+pub struct MemSeries {
+    /// Stable id for the life of the head.
+    pub id: u32,
+    /// Label pairs as symbol ids, sorted by name.
+    pub labels: Box<[(u32, u32)]>,
+    /// Samples.
+    pub data: Mutex<SeriesData>,
+    /// Whether the series' definition is in the WAL (or its checkpoint).
+    pub logged: std::sync::atomic::AtomicBool,
+}
+
+#[derive(Default)]
+struct Index {
+    series: HashMap<u32, Arc<MemSeries>>,
+    /// Labels hash → series id; the rare second series with the same hash goes to `collisions`.
+    by_hash: HashMap<u64, u32>,
+    collisions: HashMap<u64, Vec<u32>>,
+    postings: HashMap<u32, HashMap<u32, Vec<u32>>>,
+}
+
+/// The head block.
+pub struct Head {
+    /// Interned strings.
+    pub symbols: Symbols,
+    index: RwLock<Index>,
+    next_id: AtomicU32,
+    /// Appends before this time are rejected (data already in blocks).
+    pub min_valid: AtomicI64,
+    /// Smallest timestamp appended since the last truncation.
+    pub min_t: AtomicI64,
+    /// Largest timestamp appended.
+    pub max_t: AtomicI64,
+    /// Samples appended (committed) in total.
+    pub samples_appended: AtomicU64,
+    /// Bumped whenever series may have been removed from the index.
+    pub generation: AtomicU64,
+}
+
+fn hash_labels(l: &Labels) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    l.hash(&mut h);
+    h.finish()
+}
+
+impl Default for Head {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Head {
+    /// An empty head.
+    pub fn new() -> Self {
+        Self {
+            symbols: Symbols::default(),
+            index: RwLock::new(Index::default()),
+            next_id: AtomicU32::new(1),
+            min_valid: AtomicI64::new(i64::MIN),
+            min_t: AtomicI64::new(i64::MAX),
+            max_t: AtomicI64::new(i64::MIN),
+            samples_appended: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    /// Labels of a head series.
+    pub fn labels_of(&self, s: &MemSeries) -> Labels {
+        Labels::from_owned(
+            s.labels.iter().map(|&(n, v)| (self.symbols.get(n).to_string(), self.symbols.get(v).to_string())).collect(),
+        )
+    }
+
+    fn find(&self, idx: &Index, l: &Labels, h: u64) -> Option<Arc<MemSeries>> {
+        let first = idx.by_hash.get(&h)?;
+        std::iter::once(first)
+            .chain(idx.collisions.get(&h).into_iter().flatten())
+            .filter_map(|id| idx.series.get(id))
+            .find(|s| self.symbols.eq_labels(&s.labels, l))
+            .cloned()
+    }
+
+    /// The series for `l`, creating it; the flag says whether it was created.
+    pub fn get_or_create(&self, l: &Labels) -> (Arc<MemSeries>, bool) {
+        let h = hash_labels(l);
+        if let Some(s) = self.find(&read(&self.index), l, h) {
+            return (s, false);
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.insert(id, l, h)
+    }
+
+    /// Creates (or finds) a series with a given id, as WAL replay does.
+    pub fn create_with_id(&self, id: u32, l: &Labels) -> Arc<MemSeries> {
+        self.next_id.fetch_max(id + 1, Ordering::Relaxed);
+        self.insert(id, l, hash_labels(l)).0
+    }
+
+    fn insert(&self, id: u32, l: &Labels, h: u64) -> (Arc<MemSeries>, bool) {
+        let pairs: Box<[(u32, u32)]> =
+            l.iter().map(|(n, v)| (self.symbols.intern(n), self.symbols.intern(v))).collect();
+        let mut idx = write(&self.index);
+        if let Some(s) = self.find(&idx, l, h) {
+            return (s, false);
+        }
+        if let Some(s) = idx.series.get(&id) {
+            return (s.clone(), false);
+        }
+        for &(n, v) in &pairs {
+            let list = idx.postings.entry(n).or_default().entry(v).or_default();
+            let pos = list.partition_point(|&x| x < id);
+            list.insert(pos, id);
+        }
+        let s = Arc::new(MemSeries {
+            id,
+            labels: pairs,
+            data: Mutex::new(SeriesData::new()),
+            logged: std::sync::atomic::AtomicBool::new(false),
+        });
+        idx.series.insert(id, s.clone());
+        if let std::collections::hash_map::Entry::Vacant(e) = idx.by_hash.entry(h) {
+            e.insert(id);
+        } else {
+            idx.collisions.entry(h).or_default().push(id);
+        }
+        (s, true)
+    }
+
+    /// A series by id.
+    pub fn series(&self, id: u32) -> Option<Arc<MemSeries>> {
+        read(&self.index).series.get(&id).cloned()
+    }
+
+    /// Number of series.
+    pub fn num_series(&self) -> usize {
+        read(&self.index).series.len()
+    }
+
+    /// All series, in id order.
+    pub fn all_series(&self) -> Vec<Arc<MemSeries>> {
+        let idx = read(&self.index);
+        let mut v: Vec<Arc<MemSeries>> = idx.series.values().cloned().collect();
+        v.sort_by_key(|s| s.id);
+        v
+    }
+
+    /// Records the time range of appended samples for the head's range.
+    pub fn note_times(&self, min: i64, max: i64) {
+        if min <= max {
+            self.min_t.fetch_min(min, Ordering::Relaxed);
+            self.max_t.fetch_max(max, Ordering::Relaxed);
+        }
+    }
+
+    /// Ids of series matching all `matchers`.
+    pub fn postings_for(&self, matchers: &[Matcher]) -> Vec<u32> {
+        let idx = read(&self.index);
+        let lookup = |name: &str| self.symbols.lookup(name).and_then(|n| idx.postings.get(&n));
+        let mut positive: Option<Vec<u32>> = None;
+        let mut negative: Vec<Vec<u32>> = Vec::new();
+        for m in matchers {
+            let values = lookup(&m.name);
+            let matches_empty = m.matches("");
+            let lists: Vec<&[u32]> = match (values, m.set_values()) {
+                (None, _) => Vec::new(),
+                (Some(vals), Some(set)) if !matches_empty => set
+                    .iter()
+                    .filter_map(|v| self.symbols.lookup(v).and_then(|v| vals.get(&v)))
+                    .map(Vec::as_slice)
+                    .collect(),
+                (Some(vals), _) => vals
+                    .iter()
+                    .filter(|(v, _)| m.matches(&self.symbols.get(**v)) != matches_empty)
+                    .map(|(_, l)| l.as_slice())
+                    .collect(),
+            };
+            let u = postings::union(&lists);
+            if matches_empty {
+                negative.push(u);
+            } else {
+                positive = Some(match positive {
+                    None => u,
+                    Some(p) => postings::intersect(&p, &u),
+                });
+            }
+        }
+        let mut out = positive.unwrap_or_else(|| {
+            let mut all: Vec<u32> = idx.series.keys().copied().collect();
+            all.sort_unstable();
+            all
+        });
+        for n in negative {
+            out = postings::subtract(&out, &n);
+        }
+        out
+    }
+
+    /// Drops samples before `before`, removes series left empty, and raises the lower bound.
+    pub fn truncate(&self, before: i64) -> usize {
+        self.min_valid.fetch_max(before, Ordering::Relaxed);
+        let all = self.all_series();
+        let mut dead = Vec::new();
+        for s in &all {
+            if !lock(&s.data).truncate(before) {
+                dead.push(s.id);
+            }
+        }
+        let mut guard = write(&self.index);
+        let idx = &mut *guard;
+        self.generation.fetch_add(1, Ordering::Relaxed);
+        for id in &dead {
+            // Re-check under the index lock: an appender may have added samples since.
+            let Some(s) = idx.series.get(id).cloned() else { continue };
+            if lock(&s.data).last().is_some() {
+                continue;
+            }
+            idx.series.remove(id);
+            let h = hash_labels(&self.labels_of(&s));
+            if idx.by_hash.get(&h) == Some(id) {
+                idx.by_hash.remove(&h);
+                // Promote a colliding series, if any.
+                if let Some(v) = idx.collisions.get_mut(&h) {
+                    if let Some(next) = v.pop() {
+                        idx.by_hash.insert(h, next);
+                    }
+                    if v.is_empty() {
+                        idx.collisions.remove(&h);
+                    }
+                }
+            } else if let Some(v) = idx.collisions.get_mut(&h) {
+                v.retain(|x| x != id);
+                if v.is_empty() {
+                    idx.collisions.remove(&h);
+                }
+            }
+            for &(n, v) in &s.labels {
+                if let Some(vals) = idx.postings.get_mut(&n) {
+                    if let Some(list) = vals.get_mut(&v) {
+                        list.retain(|x| x != id);
+                        if list.is_empty() {
+                            vals.remove(&v);
+                        }
+                    }
+                    if vals.is_empty() {
+                        idx.postings.remove(&n);
+                    }
+                }
+            }
+        }
+        let new_min = self.min_t.load(Ordering::Relaxed).max(before);
+        self.min_t.store(new_min, Ordering::Relaxed);
+        dead.len()
+    }
+
+    /// Approximate heap bytes of sample data.
+    pub fn sample_bytes(&self) -> usize {
+        self.all_series().iter().map(|s| lock(&s.data).heap_bytes()).sum()
+    }
+}

@@ -1,0 +1,164 @@
+//! Query side: chunk handles shared with the head or mapped from blocks, series with merged
+//! sample iterators, and the [`Querier`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use memmap2::Mmap;
+
+use crate::chunk::{Encoding, SampleIter};
+use crate::db::Shared;
+use crate::head::read;
+use crate::labels::Labels;
+use crate::matcher::Matcher;
+
+#[derive(Clone)]
+enum Bytes {
+    Shared(Arc<[u8]>),
+    Mapped(Arc<Mmap>, usize, usize),
+}
+
+/// A chunk of one series, readable without locks.
+#[derive(Clone)]
+pub struct ChunkData {
+    /// Codec.
+    pub enc: Encoding,
+    /// First timestamp.
+    pub mint: i64,
+    /// Last timestamp.
+    pub maxt: i64,
+    bytes: Bytes,
+}
+
+impl ChunkData {
+    /// A chunk held in memory.
+    pub fn shared(enc: Encoding, mint: i64, maxt: i64, data: Arc<[u8]>) -> Self {
+        Self { enc, mint, maxt, bytes: Bytes::Shared(data) }
+    }
+
+    /// A chunk inside a mapped block file.
+    pub fn mapped(enc: Encoding, mint: i64, maxt: i64, map: Arc<Mmap>, off: usize, len: usize) -> Self {
+        Self { enc, mint, maxt, bytes: Bytes::Mapped(map, off, len) }
+    }
+
+    /// The encoded bytes.
+    pub fn data(&self) -> &[u8] {
+        match &self.bytes {
+            Bytes::Shared(a) => a,
+            Bytes::Mapped(m, off, len) => m.get(*off..off + len).unwrap_or(&[]),
+        }
+    }
+
+    /// Iterates the chunk's samples.
+    #[allow(clippy::iter_without_into_iter)]
+    pub fn iter(&self) -> SampleIter<'_> {
+        SampleIter::new(self.enc, self.data())
+    }
+}
+
+/// One selected series.
+pub struct Series {
+    /// Its labels.
+    pub labels: Labels,
+    chunks: Vec<ChunkData>,
+    mint: i64,
+    maxt: i64,
+}
+
+impl Series {
+    /// Samples in time order within the query range; where blocks overlap, the first sample
+    /// for a timestamp wins.
+    pub fn samples(&self) -> Box<dyn Iterator<Item = (i64, f64)> + '_> {
+        let (mint, maxt) = (self.mint, self.maxt);
+        let disjoint = self.chunks.windows(2).all(|w| w[0].maxt < w[1].mint);
+        if disjoint {
+            return Box::new(
+                self.chunks.iter().flat_map(move |c| c.iter().filter(move |s| s.0 >= mint && s.0 <= maxt)),
+            );
+        }
+        let mut all: Vec<(i64, f64)> =
+            self.chunks.iter().flat_map(|c| c.iter().filter(|s| s.0 >= mint && s.0 <= maxt)).collect();
+        all.sort_by_key(|s| s.0);
+        all.dedup_by_key(|s| s.0);
+        Box::new(all.into_iter())
+    }
+
+    /// All samples as a vector.
+    pub fn to_vec(&self) -> Vec<(i64, f64)> {
+        self.samples().collect()
+    }
+
+    /// The chunks (for tools that copy data).
+    pub fn chunks(&self) -> &[ChunkData] {
+        &self.chunks
+    }
+}
+
+/// Reads a consistent view of the head and blocks for `[mint, maxt]` (inclusive, ms).
+pub struct Querier {
+    shared: Arc<Shared>,
+    mint: i64,
+    maxt: i64,
+}
+
+impl Querier {
+    pub(crate) fn new(shared: Arc<Shared>, mint: i64, maxt: i64) -> Self {
+        Self { shared, mint, maxt }
+    }
+
+    fn collect(&self, matchers: &[Matcher]) -> BTreeMap<Labels, Vec<ChunkData>> {
+        let mut out: BTreeMap<Labels, Vec<ChunkData>> = BTreeMap::new();
+        let head = &self.shared.head;
+        {
+            // Commits apply under the write side: a scrape is seen whole or not at all.
+            let _vis = read(&self.shared.visibility);
+            for id in head.postings_for(matchers) {
+                let Some(s) = head.series(id) else { continue };
+                let chunks = crate::head::lock(&s.data).snapshot(self.mint, self.maxt);
+                if !chunks.is_empty() {
+                    out.entry(head.labels_of(&s)).or_default().extend(chunks);
+                }
+            }
+        }
+        // Blocks after the head: a head cut adds its block before truncating the head.
+        let blocks = read(&self.shared.blocks).clone();
+        for b in blocks.iter().filter(|b| b.meta.max_time > self.mint && b.meta.min_time <= self.maxt) {
+            for (l, chunks) in b.select(matchers, self.mint, self.maxt) {
+                out.entry(l).or_default().extend(chunks);
+            }
+        }
+        out
+    }
+
+    /// Series matching all matchers, sorted by labels, each with at least one chunk in range.
+    pub fn select(&self, matchers: &[Matcher]) -> Vec<Series> {
+        self.collect(matchers)
+            .into_iter()
+            .map(|(labels, mut chunks)| {
+                chunks.sort_by_key(|c| (c.mint, c.maxt));
+                Series { labels, chunks, mint: self.mint, maxt: self.maxt }
+            })
+            .collect()
+    }
+
+    /// Label names of matching series (all series when `matchers` is empty), sorted.
+    pub fn label_names(&self, matchers: &[Matcher]) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .collect(matchers)
+            .keys()
+            .flat_map(|l| l.iter().map(|(n, _)| n.to_owned()).collect::<Vec<_>>())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Values of label `name` among matching series, sorted.
+    pub fn label_values(&self, name: &str, matchers: &[Matcher]) -> Vec<String> {
+        let mut vals: Vec<String> =
+            self.collect(matchers).keys().filter_map(|l| l.get(name).map(str::to_owned)).collect();
+        vals.sort();
+        vals.dedup();
+        vals
+    }
+}
