@@ -2,6 +2,7 @@
 //! `osprey-agent` against real peers (stock Prometheus, promtool, node_exporter).
 
 mod agent_cli;
+mod collector_discovery;
 mod filesystem_hung;
 mod harness;
 mod node_exporter_e2e;
