@@ -185,7 +185,7 @@ pub fn build(cfg: &Config, discovered: &Discovered) -> BTreeMap<String, JobTarge
                         });
                     }
                     Err(reason) => {
-                        dropped.push(DroppedTarget { job: sc.job_name.clone(), discovered: p.discovered, reason })
+                        dropped.push(DroppedTarget { job: sc.job_name.clone(), discovered: p.discovered, reason });
                     }
                 }
             }

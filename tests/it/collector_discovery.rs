@@ -518,3 +518,32 @@ fn relabeling_and_hashmod_agree_with_prometheus() {
         our_active.iter().filter(|(l, _)| l["job"] == "blackbox").map(|(l, _)| l["instance"].clone()).collect();
     assert_eq!(bb, ["example.net", "example.org"]);
 }
+
+#[test]
+fn dns_sd_large_srv_answers_fall_back_to_tcp() {
+    let Some(dnsmasq) = sbin_peer("dnsmasq") else { return };
+    let dir = TempDir::new("dns-sd-large");
+    let dns_port = free_port();
+    // 3 names × 100 SRV records: each answer is far over 512 bytes, so UDP truncates and the
+    // resolver must retry over TCP.
+    let mut records = Vec::new();
+    for n in 0..3 {
+        for i in 0..100 {
+            records.push(format!("--srv-host=_n{n}._tcp.fleet.test,h{i}.fleet.test,{}", 10_000 + n * 100 + i));
+        }
+    }
+    let _dns = Dnsmasq::start(&dnsmasq, dns_port, &records);
+    let cfg = dir.join("collector.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[scrape_configs]]\njob_name = \"big\"\ndns_sd_configs = [{{ names = [\"_n0._tcp.fleet.test\", \"_n1._tcp.fleet.test\", \"_n2._tcp.fleet.test\"], refresh_interval = \"1s\", nameservers = [\"127.0.0.1:{dns_port}\"] }}]\n"
+        ),
+    )
+    .expect("write config");
+    let col = start_collector(&cfg, &dir);
+    let got = eventually(Duration::from_secs(20), || Some(dns_targets(col.port)).filter(|t| t.len() == 300));
+    assert!(got.is_some(), "expected 300 SRV targets, got {}\n{}", dns_targets(col.port).len(), col.log_text());
+    let t = dns_targets(col.port);
+    assert_eq!(t["h7.fleet.test:10207"]["__meta_dns_name"], "_n2._tcp.fleet.test");
+}

@@ -29,6 +29,16 @@ impl AnchoredRegex {
         self.re.is_match(s)
     }
 
+    /// The captures of matching the whole of `s`.
+    pub fn captures<'s>(&self, s: &'s str) -> Option<regex::Captures<'s>> {
+        self.re.captures(s)
+    }
+
+    /// Expands `template` with `caps` (from [`Self::captures`]).
+    pub fn expand(&self, caps: &regex::Captures<'_>, template: &str) -> String {
+        if template.contains('$') { expand(&self.re, caps, template) } else { template.to_owned() }
+    }
+
     /// Expands `template` with the captures of matching `s`, or `None` when it does not match.
     pub fn replace(&self, s: &str, template: &str) -> Option<String> {
         let caps = self.re.captures(s)?;

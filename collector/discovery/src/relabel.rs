@@ -283,6 +283,14 @@ pub trait LabelAccess {
     fn del_label(&mut self, name: &str);
     /// A snapshot of all label names.
     fn label_names(&self) -> Vec<String>;
+    /// Keeps only the labels whose names satisfy `keep`.
+    fn retain_labels(&mut self, keep: &mut dyn FnMut(&str) -> bool) {
+        for name in self.label_names() {
+            if !keep(&name) {
+                self.del_label(&name);
+            }
+        }
+    }
 }
 
 impl LabelAccess for BTreeMap<String, String> {
@@ -301,6 +309,9 @@ impl LabelAccess for BTreeMap<String, String> {
     }
     fn label_names(&self) -> Vec<String> {
         self.keys().cloned().collect()
+    }
+    fn retain_labels(&mut self, keep: &mut dyn FnMut(&str) -> bool) {
+        self.retain(|k, _| keep(k));
     }
 }
 
@@ -331,10 +342,9 @@ fn apply<L: LabelAccess>(cfg: &RelabelConfig, lb: &mut L) -> bool {
         Action::DropEqual => return lb.get_label(&cfg.target_label) != val,
         Action::KeepEqual => return lb.get_label(&cfg.target_label) == val,
         Action::Replace => {
-            let Some((target, res)) = re.replace(&val, &cfg.target_label).zip(re.replace(&val, &cfg.replacement))
-            else {
-                return true;
-            };
+            let Some(caps) = re.captures(&val) else { return true };
+            let target = re.expand(&caps, &cfg.target_label);
+            let res = re.expand(&caps, &cfg.replacement);
             if !is_valid_label_name(&target) {
                 return true;
             }
@@ -351,20 +361,8 @@ fn apply<L: LabelAccess>(cfg: &RelabelConfig, lb: &mut L) -> bool {
                 }
             }
         }
-        Action::LabelDrop => {
-            for name in lb.label_names() {
-                if re.is_match(&name) {
-                    lb.del_label(&name);
-                }
-            }
-        }
-        Action::LabelKeep => {
-            for name in lb.label_names() {
-                if !re.is_match(&name) {
-                    lb.del_label(&name);
-                }
-            }
-        }
+        Action::LabelDrop => lb.retain_labels(&mut |name| !re.is_match(name)),
+        Action::LabelKeep => lb.retain_labels(&mut |name| re.is_match(name)),
     }
     true
 }

@@ -238,7 +238,7 @@ fn validation_follows_prometheus() {
         for (k, v) in *pairs {
             match *k {
                 "action" => {
-                    c.action = serde_json::from_value(serde_json::Value::String((*v).to_owned())).expect("action")
+                    c.action = serde_json::from_value(serde_json::Value::String((*v).to_owned())).expect("action");
                 }
                 "target_label" => c.target_label = (*v).to_owned(),
                 "replacement" => c.replacement = (*v).to_owned(),
