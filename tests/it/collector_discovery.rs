@@ -547,3 +547,70 @@ fn dns_sd_large_srv_answers_fall_back_to_tcp() {
     let t = dns_targets(col.port);
     assert_eq!(t["h7.fleet.test:10207"]["__meta_dns_name"], "_n2._tcp.fleet.test");
 }
+
+/// Serves `body` as `application/json` to every request on a free port, until the test ends.
+fn serve_json_forever(body: String) -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let body = body.clone();
+            std::thread::spawn(move || {
+                use std::io::{BufRead, BufReader, Write};
+                let mut r = BufReader::new(s.try_clone().expect("clone"));
+                let mut line = String::new();
+                while r.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                    line.clear();
+                }
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn http_sd_agrees_with_prometheus() {
+    let Some(prom) = peer("prometheus") else { return };
+    let dir = TempDir::new("http-sd");
+    let sd_port = serve_json_forever(
+        r#"[{"targets":["10.1.0.1:9100","10.1.0.2:9100"],"labels":{"env":"prod","rack":"r1"}},{"targets":["10.1.0.3:9100"],"labels":{"env":"dev"}}]"#.to_owned(),
+    );
+    let yml = dir.join("prometheus.yml");
+    std::fs::write(
+        &yml,
+        format!(
+            "scrape_configs:\n  - job_name: cmdb\n    http_sd_configs:\n      - url: http://127.0.0.1:{sd_port}/sd\n        refresh_interval: 5s\n    relabel_configs:\n      - source_labels: [env]\n        regex: dev\n        action: drop\n      - source_labels: [__meta_url]\n        target_label: sd_url\n"
+        ),
+    )
+    .expect("write");
+    let out = run(collector_bin(), &["convert-prometheus-config", &yml.display().to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let toml = dir.join("collector.toml");
+    std::fs::write(&toml, &out.stdout).expect("write toml");
+    let port = free_port();
+    let args = vec![
+        format!("--config.file={}", yml.display()),
+        format!("--storage.tsdb.path={}", dir.join("prom-data").display()),
+        format!("--web.listen-address=127.0.0.1:{port}"),
+    ];
+    let p = Proc::start(&prom, &args, port, "/-/ready", &dir);
+    let col = start_collector(&toml, &dir);
+    let settled = |port: u16| targets_json(port).map(|v| target_sets(&v)).filter(|(a, d)| a.len() == 2 && d.len() == 1);
+    let theirs = eventually(Duration::from_secs(40), || settled(port))
+        .unwrap_or_else(|| panic!("Prometheus: {:?}\n{}", targets_json(port), p.log_text()));
+    let ours = eventually(Duration::from_secs(20), || settled(col.port))
+        .unwrap_or_else(|| panic!("ours: {:?}\n{}", targets_json(col.port), col.log_text()));
+    assert_eq!(ours, theirs);
+    let (active, _) = ours;
+    assert!(
+        active
+            .iter()
+            .all(|(l, d)| l["sd_url"] == format!("http://127.0.0.1:{sd_port}/sd") && d["__meta_url"] == l["sd_url"])
+    );
+}

@@ -111,6 +111,16 @@ mod tests {
     }
 
     #[test]
+    fn yaml_scalars_of_other_types_are_label_values_as_in_prometheus() {
+        let g =
+            parse_groups("- targets: [10.0.0.1:9100]\n  labels:\n    shard: 1\n    canary: true\n", DocFormat::Yaml)
+                .expect("yaml");
+        assert_eq!(g[0].labels["shard"], "1");
+        assert_eq!(g[0].labels["canary"], "true");
+        assert_eq!(g[0].targets, ["10.0.0.1:9100"]);
+    }
+
+    #[test]
     fn bad_documents_are_errors() {
         assert!(parse_groups("{", DocFormat::Json).is_err());
         assert!(parse_groups("- targets: [a]\n  lables: {}\n", DocFormat::Yaml).expect_err("typo").contains("lables"));
