@@ -139,6 +139,20 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn format_then_parse_is_identity(ms in 0u64..=(i64::MAX as u64 / 1_000_000)) {
+            // Up to Go's largest time.Duration, the range Prometheus accepts.
+            let d = Duration::from_millis(ms);
+            proptest::prop_assert_eq!(parse_duration(&format_duration(d)), Ok(d));
+        }
+
+        #[test]
+        fn parse_never_panics(s in "[0-9a-z]{0,12}") {
+            let _ = parse_duration(&s);
+        }
+    }
+
     #[test]
     fn formats_like_prometheus() {
         for (ms, s) in [

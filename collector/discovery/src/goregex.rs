@@ -249,6 +249,23 @@ mod tests {
         assert!(AnchoredRegex::new(r".*\bfoo").expect("regex").is_match("a foo"));
     }
 
+    proptest::proptest! {
+        /// With only `${N}` references and no `$$`, Go's rules and the regex crate's agree.
+        #[test]
+        fn braced_numeric_references_agree_with_regex_crate(
+            parts in proptest::collection::vec(("[a-z .-]{0,4}", 0usize..4), 0..5),
+            input in "[a-c]{0,6}",
+        ) {
+            let re = regex::Regex::new("^(?s:([a-c]*?)(b*)(c?))$").expect("regex");
+            let template = parts.iter().map(|(lit, n)| format!("{lit}${{{n}}}")).collect::<Vec<_>>().concat();
+            if let Some(caps) = re.captures(&input) {
+                let mut want = String::new();
+                caps.expand(&template, &mut want);
+                proptest::prop_assert_eq!(expand(&re, &caps, &template), want);
+            }
+        }
+    }
+
     #[test]
     fn go_expand_rules() {
         assert_eq!(exp("(a)(b)", "ab", "$2$1").as_deref(), Some("ba"));
