@@ -614,3 +614,37 @@ fn http_sd_agrees_with_prometheus() {
             .all(|(l, d)| l["sd_url"] == format!("http://127.0.0.1:{sd_port}/sd") && d["__meta_url"] == l["sd_url"])
     );
 }
+
+#[test]
+fn embedded_default_config_targets_itself_and_the_local_agent() {
+    let dir = TempDir::new("collector-default");
+    let port = free_port();
+    let args = vec![
+        format!("--data-dir={}", dir.join("data").display()),
+        format!("--web.listen-address=127.0.0.1:{port}"),
+        "--discovery.debounce=100ms".to_owned(),
+    ];
+    let col = Proc::start(collector_bin(), &args, port, "/-/healthy", &dir);
+    assert!(dir.join("data").is_dir(), "data dir not created");
+    let cfg = http_get(col.port, "/api/v1/status/config").expect("status/config");
+    let v: Value = serde_json::from_str(&cfg.text()).expect("json");
+    assert_eq!(v["status"], "success");
+    assert!(v["data"]["yaml"].as_str().is_some_and(|t| t.contains("localhost:9100")), "{v}");
+    let jobs = eventually(Duration::from_secs(10), || {
+        let v = targets_json(col.port)?;
+        let jobs: BTreeMap<String, String> = v["data"]["activeTargets"]
+            .as_array()?
+            .iter()
+            .map(|t| {
+                (
+                    t["labels"]["job"].as_str().unwrap_or_default().to_owned(),
+                    t["scrapeUrl"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        (jobs.len() == 2).then_some(jobs)
+    });
+    let jobs = jobs.unwrap_or_else(|| panic!("default targets missing: {:?}", targets_json(col.port)));
+    assert_eq!(jobs["node"], "http://localhost:9100/metrics");
+    assert_eq!(jobs["osprey-collector"], "http://localhost:9090/metrics");
+}
