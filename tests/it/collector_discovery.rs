@@ -461,6 +461,25 @@ fn convert_prometheus_config_round_trip_checked_by_promtool() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("5 scrape configs"));
 }
 
+/// Writes `yml` as prometheus.yml, converts it with `convert-prometheus-config`, and starts a
+/// stock Prometheus on the YAML and our collector on the TOML.
+fn start_prometheus_and_converted_collector(prom: &Path, yml: &str, dir: &TempDir) -> (Proc, Proc) {
+    let yml_path = dir.join("prometheus.yml");
+    std::fs::write(&yml_path, yml).expect("write prometheus.yml");
+    let out = run(collector_bin(), &["convert-prometheus-config", &yml_path.display().to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let toml = dir.join("collector.toml");
+    std::fs::write(&toml, &out.stdout).expect("write toml");
+    let port = free_port();
+    let args = vec![
+        format!("--config.file={}", yml_path.display()),
+        format!("--storage.tsdb.path={}", dir.join("prom-data").display()),
+        format!("--web.listen-address=127.0.0.1:{port}"),
+    ];
+    let p = Proc::start(prom, &args, port, "/-/ready", dir);
+    (p, start_collector(&toml, dir))
+}
+
 #[test]
 fn relabeling_and_hashmod_agree_with_prometheus() {
     let Some(prom) = peer("prometheus") else { return };
@@ -471,21 +490,8 @@ fn relabeling_and_hashmod_agree_with_prometheus() {
     // nameservers), and the EC2 job is unsupported by us.
     let full = realistic_prometheus_yml(&sd);
     let yml_text: String = full.split("  - job_name: dns\n").next().expect("head").to_owned();
-    let yml = dir.join("prometheus.yml");
-    std::fs::write(&yml, &yml_text).expect("write");
-    let out = run(collector_bin(), &["convert-prometheus-config", &yml.display().to_string()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let toml = dir.join("collector.toml");
-    std::fs::write(&toml, &out.stdout).expect("write toml");
-
-    let port = free_port();
-    let args = vec![
-        format!("--config.file={}", yml.display()),
-        format!("--storage.tsdb.path={}", dir.join("prom-data").display()),
-        format!("--web.listen-address=127.0.0.1:{port}"),
-    ];
-    let p = Proc::start(&prom, &args, port, "/-/ready", &dir);
-    let col = start_collector(&toml, &dir);
+    let (p, col) = start_prometheus_and_converted_collector(&prom, &yml_text, &dir);
+    let port = p.port;
     // Prometheus applies discovery after its 5 s debounce; wait until both show all jobs.
     let settled = |port: u16| {
         targets_json(port).map(|v| target_sets(&v)).filter(|(a, d)| {
@@ -581,26 +587,11 @@ fn http_sd_agrees_with_prometheus() {
     let sd_port = serve_json_forever(
         r#"[{"targets":["10.1.0.1:9100","10.1.0.2:9100"],"labels":{"env":"prod","rack":"r1"}},{"targets":["10.1.0.3:9100"],"labels":{"env":"dev"}}]"#.to_owned(),
     );
-    let yml = dir.join("prometheus.yml");
-    std::fs::write(
-        &yml,
-        format!(
-            "scrape_configs:\n  - job_name: cmdb\n    http_sd_configs:\n      - url: http://127.0.0.1:{sd_port}/sd\n        refresh_interval: 5s\n    relabel_configs:\n      - source_labels: [env]\n        regex: dev\n        action: drop\n      - source_labels: [__meta_url]\n        target_label: sd_url\n"
-        ),
-    )
-    .expect("write");
-    let out = run(collector_bin(), &["convert-prometheus-config", &yml.display().to_string()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let toml = dir.join("collector.toml");
-    std::fs::write(&toml, &out.stdout).expect("write toml");
-    let port = free_port();
-    let args = vec![
-        format!("--config.file={}", yml.display()),
-        format!("--storage.tsdb.path={}", dir.join("prom-data").display()),
-        format!("--web.listen-address=127.0.0.1:{port}"),
-    ];
-    let p = Proc::start(&prom, &args, port, "/-/ready", &dir);
-    let col = start_collector(&toml, &dir);
+    let yml = format!(
+        "scrape_configs:\n  - job_name: cmdb\n    http_sd_configs:\n      - url: http://127.0.0.1:{sd_port}/sd\n        refresh_interval: 5s\n    relabel_configs:\n      - source_labels: [env]\n        regex: dev\n        action: drop\n      - source_labels: [__meta_url]\n        target_label: sd_url\n"
+    );
+    let (p, col) = start_prometheus_and_converted_collector(&prom, &yml, &dir);
+    let port = p.port;
     let settled = |port: u16| targets_json(port).map(|v| target_sets(&v)).filter(|(a, d)| a.len() == 2 && d.len() == 1);
     let theirs = eventually(Duration::from_secs(40), || settled(port))
         .unwrap_or_else(|| panic!("Prometheus: {:?}\n{}", targets_json(port), p.log_text()));
