@@ -453,6 +453,65 @@ impl Config {
     }
 }
 
+/// The credentials a scrape sends, with secret files read (and trimmed, as Prometheus does).
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credentials {
+    /// No authentication.
+    None,
+    /// HTTP basic authentication.
+    Basic {
+        /// User name.
+        username: String,
+        /// Password.
+        password: String,
+    },
+    /// `Authorization: <scheme> <credentials>`.
+    Header {
+        /// The scheme (`Bearer`).
+        scheme: String,
+        /// The credentials.
+        credentials: String,
+    },
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::None => f.write_str("None"),
+            Self::Basic { username, .. } => write!(f, "Basic({username}, <secret>)"),
+            Self::Header { scheme, .. } => write!(f, "Header({scheme}, <secret>)"),
+        }
+    }
+}
+
+fn read_secret(p: &Path) -> Result<String, String> {
+    std::fs::read_to_string(p).map(|s| s.trim().to_owned()).map_err(|e| format!("reading {}: {e}", p.display()))
+}
+
+impl ScrapeConfig {
+    /// The credentials to send; reads `password_file` / `credentials_file` now (call per scrape
+    /// or on reload to follow rotated secrets).
+    pub fn credentials(&self) -> Result<Credentials, String> {
+        if let Some(b) = &self.basic_auth {
+            let password = match (&b.password, &b.password_file) {
+                (_, Some(f)) => read_secret(f)?,
+                (Some(p), None) => p.clone(),
+                (None, None) => String::new(),
+            };
+            return Ok(Credentials::Basic { username: b.username.clone(), password });
+        }
+        if let Some(a) = &self.authorization {
+            let credentials = match (&a.credentials, &a.credentials_file) {
+                (_, Some(f)) => read_secret(f)?,
+                (Some(c), None) => c.clone(),
+                (None, None) => String::new(),
+            };
+            return Ok(Credentials::Header { scheme: a.auth_type.clone(), credentials });
+        }
+        Ok(Credentials::None)
+    }
+}
+
 fn check_auth(sc: &ScrapeConfig) -> Result<(), (&'static str, String)> {
     if let Some(b) = &sc.basic_auth {
         if b.password.is_some() && b.password_file.is_some() {

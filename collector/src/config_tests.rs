@@ -111,3 +111,27 @@ fn limits_parse() {
     );
     assert_eq!(s.body_size_limit.0, 10 << 20);
 }
+
+#[test]
+fn credentials_read_files_and_hide_secrets() {
+    let dir = std::env::temp_dir().join(format!("osprey-creds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("token"), "abc123\n").expect("write");
+    let c = Config::parse(
+        "[[scrape_configs]]\njob_name = \"a\"\nauthorization = { credentials_file = \"token\" }\n[[scrape_configs]]\njob_name = \"b\"\nbasic_auth = { username = \"u\", password = \"p\" }\n[[scrape_configs]]\njob_name = \"c\"\n",
+        "c.toml",
+        &dir,
+    )
+    .expect("ok");
+    let a = c.scrape_configs[0].credentials().expect("creds");
+    assert_eq!(a, Credentials::Header { scheme: "Bearer".into(), credentials: "abc123".into() });
+    assert!(!format!("{a:?}").contains("abc123"));
+    assert_eq!(
+        c.scrape_configs[1].credentials().expect("creds"),
+        Credentials::Basic { username: "u".into(), password: "p".into() }
+    );
+    assert_eq!(c.scrape_configs[2].credentials().expect("creds"), Credentials::None);
+    std::fs::remove_file(dir.join("token")).expect("rm");
+    assert!(c.scrape_configs[0].credentials().expect_err("missing file").contains("token"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
