@@ -1,0 +1,9 @@
+//! The collector's configuration (TOML mirroring `prometheus.yml`), its conversion from
+//! `prometheus.yml`, the target set built from configuration and discovery, and the server loop.
+
+pub mod bytesize;
+pub mod config;
+pub mod convert;
+pub mod locate;
+pub mod server;
+pub mod targets;
