@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use agent_core::model::MetricFamily;
+use agent_core::model::{MetricFamily, MetricType, Suffix};
 use agent_core::parse::{self, Limits as ParseLimits};
 
 use crate::error::{Format, ScrapeError, format_name, series_string, truncate};
@@ -148,9 +148,7 @@ impl SeriesCache {
         for fam in families {
             for s in &fam.samples {
                 c.scraped += 1;
-                name.clear();
-                name.push_str(&fam.name);
-                name.push_str(s.suffix.as_str());
+                sample_name(fam, s.suffix, &mut name);
                 build_key(&mut self.key, &name, &s.labels);
                 let explicit_ts = if target.honor_timestamps { s.timestamp_ms } else { None };
                 let entry = if let Some(e) = self.entries.get_mut(self.key.as_slice()) {
@@ -264,6 +262,19 @@ fn append_marker(app: &mut dyn Appender, labels: &[(String, String)], t_ms: i64)
     {
         tracing::warn!(error = %e, "appending a staleness marker");
     }
+}
+
+/// The name a sample carries in the exposition: the family name plus its suffix, except that
+/// an OpenMetrics counter's `_created` sample hangs off the name without `_total` (`x_created`
+/// for family `x_total`).
+fn sample_name(fam: &MetricFamily, suffix: Suffix, out: &mut String) {
+    out.clear();
+    if fam.kind == MetricType::Counter && suffix == Suffix::Created {
+        out.push_str(agent_core::encode::om_family_name(fam));
+    } else {
+        out.push_str(&fam.name);
+    }
+    out.push_str(suffix.as_str());
 }
 
 /// The cache key of an exposed series: name and labels as exposed (empty values skipped, as

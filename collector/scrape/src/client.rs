@@ -188,6 +188,21 @@ struct Bounded<'a> {
     limit: usize,
 }
 
+/// Appends `data` unless `buf` would exceed `limit` bytes; grows the capacity by doubling but
+/// never past `limit`, so a body buffer never holds more than the limit.
+fn push_bounded(buf: &mut Vec<u8>, data: &[u8], limit: usize) -> bool {
+    let need = buf.len() + data.len();
+    if need > limit {
+        return false;
+    }
+    if need > buf.capacity() {
+        let target = (buf.capacity() * 2).max(need).max(8192).min(limit);
+        buf.reserve_exact(target - buf.len());
+    }
+    buf.extend_from_slice(data);
+    true
+}
+
 /// Marker carried in the `io::Error` when the limit is hit.
 #[derive(Debug)]
 struct LimitHit;
@@ -202,11 +217,7 @@ impl std::error::Error for LimitHit {}
 
 impl Write for Bounded<'_> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        if self.buf.len() + data.len() > self.limit {
-            return Err(io::Error::other(LimitHit));
-        }
-        self.buf.extend_from_slice(data);
-        Ok(data.len())
+        if push_bounded(self.buf, data, self.limit) { Ok(data.len()) } else { Err(io::Error::other(LimitHit)) }
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -267,10 +278,9 @@ pub(crate) async fn fetch(
             return Err(ScrapeError::BodyTooLarge { limit });
         }
         while let Some(chunk) = resp.chunk().await.map_err(|e| http_err(&e))? {
-            if buf.len() + chunk.len() > limit {
+            if !push_bounded(buf, &chunk, limit) {
                 return Err(ScrapeError::BodyTooLarge { limit });
             }
-            buf.extend_from_slice(&chunk);
         }
         return Ok(format);
     }
@@ -320,6 +330,6 @@ mod tests {
         let err = dec.write_all(&gz).and_then(|()| dec.try_finish()).unwrap_err();
         assert_eq!(gzip_error(&err, 4096), ScrapeError::BodyTooLarge { limit: 4096 });
         drop(dec);
-        assert!(out.len() <= 4096);
+        assert!(out.capacity() <= 4096, "capacity {} beyond the limit", out.capacity());
     }
 }

@@ -37,9 +37,12 @@ pub(crate) enum Mode {
 
 /// Everything a loop shares with its manager.
 pub(crate) struct LoopCtx {
+    /// Time of the first scrape, fixed when the loop is created (not when its task first
+    /// runs), so the schedule does not depend on how busy the runtime is.
+    pub(crate) first_tick: i64,
     pub(crate) key_hash: u64,
     pub(crate) offset_seed: u64,
-    pub(crate) tolerance_ms: i64,
+    pub(crate) tolerance_ms: Option<i64>,
     pub(crate) storage: Arc<dyn Appendable>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) clients: Arc<Clients>,
@@ -98,15 +101,18 @@ pub(crate) async fn run(ctx: LoopCtx) {
         report_labels: report_labels(&target),
         last_scrape: None,
     };
-    let mut next = first_tick(&ctx, &target);
+    let mut next = ctx.first_tick;
     loop {
         let mut changed = false;
+        // Biased: a mode change that is already there wins over a due tick (a removed target
+        // is not scraped once more).
         tokio::select! {
-            () = ctx.clock.sleep_until(next) => {}
+            biased;
             r = rx.changed() => {
                 if r.is_err() { return; }
                 changed = true;
             }
+            () = ctx.clock.sleep_until(next) => {}
         }
         if changed {
             let mode = rx.borrow_and_update().clone();
@@ -117,7 +123,8 @@ pub(crate) async fn run(ctx: LoopCtx) {
         }
         let scheduled = next;
         let now = ctx.clock.now_ms();
-        let t = if now - scheduled <= ctx.tolerance_ms.min(interval_ms(&target) / 100) { scheduled } else { now };
+        let tolerance = ctx.tolerance_ms.unwrap_or_else(|| (interval_ms(&target) / 100).min(25));
+        let t = if now - scheduled <= tolerance { scheduled } else { now };
         let mut pending_change = false;
         {
             let mut scrape = pin!(scrape_once(&ctx, &mut st, &target, t));
@@ -152,9 +159,10 @@ pub(crate) async fn run(ctx: LoopCtx) {
     }
 }
 
-fn first_tick(ctx: &LoopCtx, target: &ScrapeTarget) -> i64 {
-    let now = ctx.clock.now_ms();
-    now + start_offset_ms(ctx.key_hash, ctx.offset_seed, interval_ms(target), now)
+/// The first tick of a target from now on: now plus its offset.
+pub(crate) fn first_tick(clock: &dyn Clock, key_hash: u64, offset_seed: u64, target: &ScrapeTarget) -> i64 {
+    let now = clock.now_ms();
+    now + start_offset_ms(key_hash, offset_seed, interval_ms(target), now)
 }
 
 /// Applies a new mode; for `Drain` runs the drain (which may end in a resume).
@@ -178,7 +186,7 @@ async fn apply_mode(
         st.cache.invalidate_labels();
     }
     if new.interval != target.interval {
-        *next = first_tick(ctx, &new);
+        *next = first_tick(ctx.clock.as_ref(), ctx.key_hash, ctx.offset_seed, &new);
     }
     st.report_labels = report_labels(&new);
     {
@@ -208,7 +216,7 @@ async fn drain(
         let wake = next + iv + iv / 10;
         loop {
             tokio::select! {
-                () = ctx.clock.sleep_until(wake) => break,
+                biased;
                 r = rx.changed() => {
                     if r.is_err() { return None; }
                     match rx.borrow_and_update().clone() {
@@ -217,6 +225,7 @@ async fn drain(
                         Mode::Shutdown | Mode::Exited => return None,
                     }
                 }
+                () = ctx.clock.sleep_until(wake) => break,
             }
         }
         let mut app = ctx.storage.appender();
