@@ -6,3 +6,4 @@ mod filesystem_hung;
 mod harness;
 mod node_exporter_e2e;
 mod peers;
+mod scrape;

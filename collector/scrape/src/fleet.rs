@@ -6,6 +6,9 @@
 //! (requests), float counters (CPU seconds), and gauges (a slow sine around a base). Values are
 //! a function of wall-clock time and the series, so two scrapers see consistent counters.
 //!
+//! The last series of every target carries its own `job` and `instance` labels (as federating
+//! exporters do), so scrapers exercise their `honor_labels` / `exported_` handling.
+//!
 //! Rendering is cheap: label sets are formatted once; a scrape only appends values.
 
 use std::convert::Infallible;
@@ -115,6 +118,15 @@ impl Template {
                 Shape::Constant => ((1u64 << (20 + mix(seed) % 10)) as f64, 0.0),
             };
             out.push((header, Series { prefix: format!("{name}{{{labels}}} "), shape, a, b }));
+        }
+        if series >= 2 {
+            // As a federating or pushgateway-like exporter does: a series carrying its own
+            // `job` and `instance`, which a scraper renames to `exported_*`.
+            out.pop();
+            let name = "fleet_upstream_up";
+            let header = format!("# HELP {name} Whether the upstream is up.\n# TYPE {name} gauge\n");
+            let prefix = format!("{name}{{instance=\"upstream-{target}\",job=\"upstream\"}} ");
+            out.push((Some(header), Series { prefix, shape: Shape::Constant, a: 1.0, b: 0.0 }));
         }
         Self { header_and_series: out }
     }
@@ -249,7 +261,9 @@ mod tests {
         let fams =
             agent_core::parse::parse(out.as_bytes(), Format::Text, &agent_core::parse::Limits::default()).unwrap();
         assert_eq!(fams.iter().map(|f| f.samples.len()).sum::<usize>(), 1000);
-        assert_eq!(fams.len(), 50);
+        assert_eq!(fams.len(), 51);
+        let up = fams.iter().find(|f| f.name == "fleet_upstream_up").unwrap();
+        assert_eq!(up.samples[0].label("job"), Some("upstream"));
         let mut later = String::new();
         t.render(1_700_000_010.5, &mut later);
         let fams2 =
