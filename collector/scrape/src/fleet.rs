@@ -153,6 +153,14 @@ impl Template {
     }
 }
 
+/// The exposition target `target` of a fleet of `series` series serves at `t_secs` (for
+/// benchmarks and tests that need the body without a server).
+pub fn exposition(target: usize, series: usize, t_secs: f64) -> String {
+    let mut out = String::new();
+    Template::new(target, series).render(t_secs, &mut out);
+    out
+}
+
 /// Counters of a running fleet.
 #[derive(Debug, Default)]
 pub struct FleetStats {

@@ -1,0 +1,76 @@
+//! The scrape hot path without the network: parse a fleet-simulator exposition (1000 series)
+//! and append it through a warm series cache into a storage that discards, versus parsing
+//! alone, so the cost the scrape layer adds on top of the parser is visible.
+//!
+//! Run: `cargo bench -p osprey-scrape --bench scrape`. Compare ratios, not absolute times: the
+//! machines are shared.
+
+use std::hint::black_box;
+
+use agent_core::encode::Format;
+use agent_core::parse::{Limits, parse};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use osprey_scrape::fleet::exposition;
+use osprey_scrape::{AppendError, Appender, Counts, ScrapeTarget, SeriesCache, count_sample_lines};
+
+/// Counts and drops samples.
+struct Discard(usize);
+
+impl Appender for Discard {
+    fn append(&mut self, labels: &[(String, String)], _t_ms: i64, _v: f64) -> Result<(), AppendError> {
+        self.0 += labels.len();
+        Ok(())
+    }
+
+    fn commit(self: Box<Self>) -> Result<(), AppendError> {
+        Ok(())
+    }
+
+    fn rollback(self: Box<Self>) {}
+}
+
+fn target() -> ScrapeTarget {
+    ScrapeTarget::new(
+        "fleet",
+        vec![("job".into(), "fleet".into()), ("instance".into(), "127.0.0.1:9100".into())],
+        "http://127.0.0.1:9100/metrics",
+    )
+}
+
+fn scrape(c: &mut Criterion) {
+    let body = exposition(7, 1000, 1_700_000_000.0);
+    let mut g = c.benchmark_group("scrape_1000_series");
+    g.throughput(Throughput::Elements(1000));
+    g.bench_function("parse_only", |b| {
+        b.iter(|| black_box(parse(body.as_bytes(), Format::Text, &Limits::default()).unwrap()));
+    });
+    let t = target();
+    let mut cache = SeriesCache::default();
+    let mut ts = 0;
+    g.bench_function("parse_and_append_warm_cache", |b| {
+        b.iter(|| {
+            ts += 1000;
+            let mut app = Discard(0);
+            let mut counts = Counts::default();
+            cache.append(&t, body.as_bytes(), Format::Text, ts, &mut app, &mut counts).unwrap();
+            black_box((app.0, counts))
+        });
+    });
+    g.bench_function("parse_and_append_cold_cache", |b| {
+        b.iter(|| {
+            let mut cache = SeriesCache::default();
+            let mut app = Discard(0);
+            let mut counts = Counts::default();
+            cache.append(&t, body.as_bytes(), Format::Text, 1000, &mut app, &mut counts).unwrap();
+            black_box((app.0, counts))
+        });
+    });
+    g.finish();
+    let mut g = c.benchmark_group("prescan");
+    g.throughput(Throughput::Bytes(body.len() as u64));
+    g.bench_function("count_sample_lines", |b| b.iter(|| black_box(count_sample_lines(body.as_bytes()))));
+    g.finish();
+}
+
+criterion_group!(benches, scrape);
+criterion_main!(benches);
