@@ -38,6 +38,11 @@ pub(crate) struct Clients {
 }
 
 impl Clients {
+    /// Keeps only the clients whose settings `keep` accepts.
+    pub(crate) fn retain(&self, keep: impl Fn(&TlsConfig) -> bool) {
+        self.by_tls.lock().expect("clients lock").retain(|k, _| keep(k));
+    }
+
     /// The client for `tls`, built on first use.
     pub(crate) fn get(&self, tls: &TlsConfig) -> Result<reqwest::Client, String> {
         let mut map = self.by_tls.lock().expect("clients lock");

@@ -50,6 +50,8 @@ pub struct SyncStats {
 }
 
 struct LoopHandle {
+    /// The settings last sent to the loop.
+    target: Arc<ScrapeTarget>,
     mode: Arc<watch::Sender<Mode>>,
     status: Arc<Mutex<TargetStatus>>,
     task: JoinHandle<()>,
@@ -112,12 +114,13 @@ impl ScrapeManager {
         }
         for (key, target) in wanted {
             let target = Arc::new(target);
-            if let Some(h) = loops.active.get(&key) {
-                h.mode.send_replace(Mode::Run(target));
+            if let Some(h) = loops.active.get_mut(&key) {
+                h.mode.send_replace(Mode::Run(Arc::clone(&target)));
+                h.target = target;
                 stats.kept += 1;
                 continue;
             }
-            if let Some(h) = loops.draining.remove(&key) {
+            if let Some(mut h) = loops.draining.remove(&key) {
                 let mut resumed = false;
                 h.mode.send_if_modified(|m| {
                     if matches!(m, Mode::Drain) {
@@ -127,6 +130,7 @@ impl ScrapeManager {
                     resumed
                 });
                 if resumed {
+                    h.target = Arc::clone(&target);
                     loops.active.insert(key, h);
                     stats.started += 1;
                     continue;
@@ -136,6 +140,10 @@ impl ScrapeManager {
             loops.active.insert(key, h);
             stats.started += 1;
         }
+        // Drop the HTTP clients (and their pools) of TLS settings no target uses any more.
+        let in_use: std::collections::HashSet<&crate::target::TlsConfig> =
+            loops.active.values().map(|h| &h.target.tls).collect();
+        self.clients.retain(|tls| in_use.contains(tls));
         self.metrics.active_targets.store(loops.active.len() as u64, Ordering::Relaxed);
         self.metrics.syncs.fetch_add(1, Ordering::Relaxed);
         stats
@@ -174,7 +182,7 @@ impl ScrapeManager {
             mode: Arc::clone(&mode),
         };
         let task = self.runtime.spawn(scrape_loop::run(ctx));
-        LoopHandle { mode, status, task }
+        LoopHandle { target: Arc::clone(target), mode, status, task }
     }
 
     /// Snapshots of the active targets, sorted by scrape pool and URL.

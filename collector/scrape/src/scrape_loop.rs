@@ -125,6 +125,7 @@ pub(crate) async fn run(ctx: LoopCtx) {
         let now = ctx.clock.now_ms();
         let tolerance = ctx.tolerance_ms.unwrap_or_else(|| (interval_ms(&target) / 100).min(25));
         let t = if now - scheduled <= tolerance { scheduled } else { now };
+        ctx.metrics.observe_lateness(now - scheduled);
         let mut pending_change = false;
         {
             let mut scrape = pin!(scrape_once(&ctx, &mut st, &target, t));

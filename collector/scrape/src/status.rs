@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use agent_core::model::{MetricFamily, MetricType};
+use agent_core::model::{MetricFamily, MetricType, Sample, Suffix};
 
 use crate::append::AppendCounts;
 use crate::target::Labels;
@@ -79,13 +79,31 @@ pub struct ScrapeMetrics {
     pub(crate) active_targets: AtomicU64,
     pub(crate) syncs: AtomicU64,
     pub(crate) peak_body_buffer: AtomicU64,
+    lateness_buckets: [AtomicU64; LATENESS_BUCKETS.len()],
+    lateness_count: AtomicU64,
+    lateness_sum_micros: AtomicU64,
 }
+
+/// Upper bounds (seconds) of `osprey_scrape_start_lateness_seconds`.
+const LATENESS_BUCKETS: [f64; 11] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
 
 impl ScrapeMetrics {
     pub(crate) fn add_refused(&self, c: &AppendCounts) {
         self.sample_out_of_order.fetch_add(c.out_of_order, Ordering::Relaxed);
         self.sample_duplicate.fetch_add(c.duplicate, Ordering::Relaxed);
         self.sample_out_of_bounds.fetch_add(c.out_of_bounds, Ordering::Relaxed);
+    }
+
+    /// Records how late a scrape started after its scheduled tick.
+    pub(crate) fn observe_lateness(&self, late_ms: i64) {
+        let secs = late_ms.max(0) as f64 / 1000.0;
+        for (b, bound) in self.lateness_buckets.iter().zip(LATENESS_BUCKETS) {
+            if secs <= bound {
+                b.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.lateness_count.fetch_add(1, Ordering::Relaxed);
+        self.lateness_sum_micros.fetch_add(late_ms.max(0) as u64 * 1000, Ordering::Relaxed);
     }
 
     /// Scrapes done, and how many of them failed.
@@ -115,7 +133,28 @@ impl ScrapeMetrics {
             f.push(&[], v.load(Ordering::Relaxed) as f64);
             f
         };
+        let mut lateness = MetricFamily::new(
+            "osprey_scrape_start_lateness_seconds",
+            "How late scrapes started after their scheduled tick (schedule jitter).",
+            MetricType::Histogram,
+        );
+        for (b, bound) in self.lateness_buckets.iter().zip(LATENESS_BUCKETS) {
+            let mut s = Sample::new(vec![("le".into(), bound.to_string())], b.load(Ordering::Relaxed) as f64);
+            s.suffix = Suffix::Bucket;
+            lateness.samples.push(s);
+        }
+        let count = self.lateness_count.load(Ordering::Relaxed) as f64;
+        for (suffix, labels, v) in [
+            (Suffix::Bucket, vec![("le".to_owned(), "+Inf".to_owned())], count),
+            (Suffix::Sum, vec![], self.lateness_sum_micros.load(Ordering::Relaxed) as f64 / 1e6),
+            (Suffix::Count, vec![], count),
+        ] {
+            let mut s = Sample::new(labels, v);
+            s.suffix = suffix;
+            lateness.samples.push(s);
+        }
         vec![
+            lateness,
             c("osprey_scrapes_total", "Scrapes done.", &self.scrapes),
             c("osprey_scrapes_failed_total", "Scrapes that failed (up 0).", &self.failed),
             c("osprey_scrape_timeouts_total", "Scrapes that hit scrape_timeout.", &self.timeouts),

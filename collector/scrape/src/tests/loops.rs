@@ -54,6 +54,18 @@ async fn a_scrape_stores_samples_and_the_five_report_series_on_the_tick() {
     assert_eq!(rig.status(&ex.url()).last_scrape_ms, Some(tick + IV));
     let added = rig.store.select(&[("__name__", "scrape_series_added"), ("instance", &inst)]);
     assert_eq!(added[0].1[1], (tick + IV, 0.0));
+
+    // Self-metrics encode and parse back; the lateness histogram saw both scrapes.
+    let fams = rig.mgr.metrics().families();
+    let mut text = Vec::new();
+    agent_core::encode::encode(&mut text, &fams, agent_core::encode::Format::Text);
+    let back = agent_core::parse::parse(&text, agent_core::encode::Format::Text, &agent_core::parse::Limits::default())
+        .unwrap();
+    let value = |name: &str, suffix: agent_core::model::Suffix| {
+        back.iter().find(|f| f.name == name).unwrap().samples.iter().find(|s| s.suffix == suffix).unwrap().value
+    };
+    assert_eq!(value("osprey_scrape_start_lateness_seconds", agent_core::model::Suffix::Count), 2.0);
+    assert_eq!(value("osprey_scrapes_total", agent_core::model::Suffix::None), 2.0);
     rig.mgr.stop().await;
 }
 
