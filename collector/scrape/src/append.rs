@@ -12,6 +12,7 @@ use agent_core::model::{MetricFamily, MetricType, Suffix};
 use agent_core::parse::{self, Limits as ParseLimits};
 
 use crate::error::{Format, ScrapeError, format_name, series_string, truncate};
+use crate::packed::Packed;
 use crate::storage::{AppendError, Appender, stale_nan};
 use crate::target::{Labels, ScrapeTarget};
 
@@ -41,7 +42,7 @@ pub struct Counts {
 
 struct Entry {
     /// Final labels, or `None` when metric relabeling drops the series.
-    labels: Option<Box<[(String, String)]>>,
+    labels: Option<Packed>,
     /// Seen in the scrape being processed.
     seen_now: bool,
     /// Created by the scrape being processed.
@@ -57,6 +58,7 @@ struct Entry {
 pub struct SeriesCache {
     entries: HashMap<Box<[u8]>, Entry>,
     key: Vec<u8>,
+    scratch: Vec<(String, String)>,
     size_after_success: usize,
 }
 
@@ -153,8 +155,7 @@ impl SeriesCache {
                 let explicit_ts = if target.honor_timestamps { s.timestamp_ms } else { None };
                 let entry = if let Some(e) = self.entries.get_mut(self.key.as_slice()) {
                     if e.seen_now && explicit_ts.is_none() {
-                        let labels =
-                            e.labels.as_deref().map_or_else(|| exposed_labels(&name, &s.labels), <[_]>::to_vec);
+                        let labels = e.labels.as_ref().map_or_else(|| exposed_labels(&name, &s.labels), Packed::to_vec);
                         return Err(ScrapeError::DuplicateSeries(series_string(&labels)));
                     }
                     e.seen_now = true;
@@ -162,7 +163,7 @@ impl SeriesCache {
                 } else {
                     let labels = final_labels(target, &name, &s.labels)?;
                     let e = Entry {
-                        labels: labels.map(Vec::into_boxed_slice),
+                        labels: labels.as_deref().map(Packed::pack),
                         seen_now: true,
                         created_now: true,
                         tracked_now: false,
@@ -181,7 +182,7 @@ impl SeriesCache {
                     continue;
                 }
                 let t = explicit_ts.unwrap_or(t_ms);
-                match app.append(labels, t, s.value) {
+                match app.append(labels.unpack_into(&mut self.scratch), t, s.value) {
                     Ok(()) => {
                         entry.tracked_now = explicit_ts.is_none();
                         if entry.created_now {
@@ -206,12 +207,13 @@ impl SeriesCache {
     /// After a successful scrape: markers for the series that disappeared, then the cache
     /// keeps exactly this scrape's series.
     fn finish_success(&mut self, app: &mut dyn Appender, t_ms: i64) {
+        let scratch = &mut self.scratch;
         self.entries.retain(|_, e| {
             if !e.seen_now {
                 if e.tracked_prev
                     && let Some(labels) = &e.labels
                 {
-                    append_marker(app, labels, t_ms);
+                    append_marker(app, labels.unpack_into(scratch), t_ms);
                 }
                 return false;
             }
@@ -228,11 +230,12 @@ impl SeriesCache {
     /// successful scrape, since the target's series are gone for now. The cache keeps its
     /// label sets but forgets what this scrape created.
     pub fn fail(&mut self, app: &mut dyn Appender, t_ms: i64) {
+        let scratch = &mut self.scratch;
         self.entries.retain(|_, e| {
             if e.tracked_prev
                 && let Some(labels) = &e.labels
             {
-                append_marker(app, labels, t_ms);
+                append_marker(app, labels.unpack_into(scratch), t_ms);
             }
             let keep = !e.created_now;
             e.tracked_prev = false;

@@ -32,6 +32,7 @@ pub mod clock;
 pub mod error;
 pub mod fleet;
 mod manager;
+mod packed;
 mod scrape_loop;
 mod status;
 pub mod storage;
