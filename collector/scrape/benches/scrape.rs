@@ -9,7 +9,7 @@ use std::hint::black_box;
 
 use agent_core::encode::Format;
 use agent_core::parse::{Limits, parse};
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group};
 use osprey_scrape::fleet::exposition;
 use osprey_scrape::{AppendError, Appender, Counts, ScrapeTarget, SeriesCache, count_sample_lines};
 
@@ -72,5 +72,47 @@ fn scrape(c: &mut Criterion) {
     g.finish();
 }
 
+/// Resident bytes of this process (`/proc/self/statm`).
+fn resident() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0) * 4096
+}
+
+/// Memory the scrape layer keeps per active series: 100 targets × 1000 series through their
+/// series caches (steady state after two scrapes), as an RSS difference.
+fn cache_memory() {
+    let bodies: Vec<String> = (0..100).map(|i| exposition(i, 1000, 1_700_000_000.0)).collect();
+    let targets: Vec<ScrapeTarget> = (0..100)
+        .map(|i| {
+            ScrapeTarget::new(
+                "fleet",
+                vec![("job".into(), "fleet".into()), ("instance".into(), format!("10.0.{}.{}:9100", i / 256, i % 256))],
+                format!("http://10.0.0.{i}:9100/metrics"),
+            )
+        })
+        .collect();
+    let before = resident();
+    let mut caches: Vec<SeriesCache> = (0..100).map(|_| SeriesCache::default()).collect();
+    for round in 0..2 {
+        for ((cache, t), body) in caches.iter_mut().zip(&targets).zip(&bodies) {
+            let mut app = Discard(0);
+            let mut counts = Counts::default();
+            cache.append(t, body.as_bytes(), Format::Text, 1000 * (round + 1), &mut app, &mut counts).unwrap();
+        }
+    }
+    let after = resident();
+    let series: usize = caches.iter().map(SeriesCache::len).sum();
+    println!(
+        "series cache: {series} series, {:.0} bytes resident per series",
+        after.saturating_sub(before) as f64 / series as f64
+    );
+    black_box(caches);
+}
+
 criterion_group!(benches, scrape);
-criterion_main!(benches);
+
+fn main() {
+    cache_memory();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
