@@ -5,6 +5,7 @@
 mod append;
 mod hostile;
 mod loops;
+mod tls;
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
