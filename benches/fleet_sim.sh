@@ -71,8 +71,9 @@ try:
     wall = t1 - t0
     up = query(port, "count(up == 1)")
     samples = query(port, "sum(scrape_samples_scraped)")
-    failed = query(port, f"count_over_time((up == 0)[{duration}s:1s])") if up < targets else 0
-    rate = query(port, f"sum(rate(prometheus_target_interval_length_seconds_count[{duration}s]))")
+    scrapes = query(port, f"sum(count_over_time(up[{duration}s]))")
+    failed = query(port, f"sum(count_over_time(up[{duration}s]) - sum_over_time(up[{duration}s]))")
+    rate = scrapes / duration
     print(f"fleet: {targets} targets x {series} series, Prometheus scraping every 1 s for {wall:.0f} s")
     print(f"simulator: {(s1 - s0) / HZ / wall:.3f} cores, RSS {rss(simp.pid) / 2**20:.1f} MiB")
     print(f"prometheus: {(p1 - p0) / HZ / wall:.3f} cores, RSS {rss(promp.pid) / 2**20:.1f} MiB")
