@@ -11,6 +11,7 @@ mod peers;
 mod probe;
 mod processes;
 mod promql_differential;
+mod scrape;
 mod systemd;
 mod tls;
 mod ttar;

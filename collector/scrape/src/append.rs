@@ -1,0 +1,434 @@
+//! From a parsed exposition to appended samples: target labels (`honor_labels`), metric
+//! relabeling, limits, timestamps (`honor_timestamps`), duplicate detection and staleness.
+//!
+//! The [`SeriesCache`] of a target maps each exposed series (name and labels as exposed) to
+//! its final label set, so labels are merged and relabeled once per series, not per scrape.
+//! It also remembers which series the last successful scrape stored, to write staleness
+//! markers for those that disappear — as Prometheus' scrape cache does.
+
+use std::collections::HashMap;
+
+use agent_core::model::{MetricFamily, MetricType, Suffix};
+use agent_core::parse::{self, Limits as ParseLimits};
+
+use crate::error::{Format, ScrapeError, format_name, series_string, truncate};
+use crate::packed::Packed;
+use crate::storage::{AppendError, Appender, stale_nan};
+use crate::target::{Labels, ScrapeTarget};
+
+/// Per-sample storage refusals of one scrape (skipped, not fatal).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AppendCounts {
+    /// Samples older than their series' newest.
+    pub out_of_order: u64,
+    /// Samples with their series' newest timestamp and another value.
+    pub duplicate: u64,
+    /// Samples the storage considers too old or too new.
+    pub out_of_bounds: u64,
+}
+
+/// What one scrape's samples amounted to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// `scrape_samples_scraped`: samples in the exposition.
+    pub scraped: usize,
+    /// `scrape_samples_post_metric_relabeling`: samples kept by metric relabeling.
+    pub post_relabel: usize,
+    /// `scrape_series_added`: series not in the previous scrape's cache.
+    pub series_added: usize,
+    /// Per-sample refusals.
+    pub refused: AppendCounts,
+}
+
+struct Entry {
+    /// Final labels, or `None` when metric relabeling drops the series.
+    labels: Option<Packed>,
+    /// Seen in the scrape being processed.
+    seen_now: bool,
+    /// Created by the scrape being processed.
+    created_now: bool,
+    /// Stored without an explicit timestamp by this scrape (so tracked for staleness).
+    tracked_now: bool,
+    /// Stored without an explicit timestamp by the last successful scrape.
+    tracked_prev: bool,
+}
+
+/// A target's series cache (see the module documentation).
+#[derive(Default)]
+pub struct SeriesCache {
+    entries: HashMap<Box<[u8]>, Entry, SeededState>,
+    key: Vec<u8>,
+    scratch: Vec<(String, String)>,
+    size_after_success: usize,
+}
+
+/// A fast seeded hasher for cache keys (folded 64×64→128 multiplies over 8-byte words): the
+/// keys are long byte strings and std's SipHash was a visible share of a warm scrape. The seed
+/// is random per process, so a target cannot precompute collisions.
+#[derive(Clone, Copy)]
+struct SeededState(u64);
+
+impl Default for SeededState {
+    fn default() -> Self {
+        use std::hash::BuildHasher as _;
+        static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        Self(*SEED.get_or_init(|| std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64) | 1))
+    }
+}
+
+impl std::hash::BuildHasher for SeededState {
+    type Hasher = FoldHasher;
+    fn build_hasher(&self) -> FoldHasher {
+        FoldHasher(self.0)
+    }
+}
+
+struct FoldHasher(u64);
+
+const MUL: u64 = 0x9e37_79b9_7f4a_7c15;
+
+fn fold(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+impl std::hash::Hasher for FoldHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+            self.0 = fold(self.0 ^ w, MUL);
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut buf = [0u8; 8];
+            buf[..rest.len()].copy_from_slice(rest);
+            self.0 = fold(self.0 ^ u64::from_le_bytes(buf), MUL);
+        }
+        self.0 = self.0.rotate_left(17) ^ bytes.len() as u64;
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.0 = fold(self.0 ^ n as u64, MUL);
+    }
+
+    fn finish(&self) -> u64 {
+        fold(self.0, MUL ^ 0xa076_1d64_78bd_642f)
+    }
+}
+
+/// Prometheus' default of `scrape_config.sample_limit` is 0 (none); the parser's per-line
+/// limits are agent-core's defaults.
+fn parse_limits() -> ParseLimits {
+    ParseLimits::default()
+}
+
+/// Number of sample lines in `body`: non-blank lines that are not comments. An upper bound of
+/// the samples the parser would return, found without allocating.
+pub fn count_sample_lines(body: &[u8]) -> usize {
+    body.split(|&b| b == b'\n')
+        .filter(|line| {
+            let t = line.iter().position(|&b| b != b' ' && b != b'\t').map_or(&[][..], |i| &line[i..]);
+            !t.is_empty() && t[0] != b'#'
+        })
+        .count()
+}
+
+impl SeriesCache {
+    /// Number of cached series (kept and dropped).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Forgets every cached label set (after the target's honor flags or relabeling changed).
+    /// Series of the last successful scrape are kept, under keys no exposition produces, so
+    /// they still get a staleness marker at the next successful scrape unless re-created.
+    pub fn invalidate_labels(&mut self) {
+        let old = std::mem::take(&mut self.entries);
+        for (i, e) in old.into_values().filter(|e| e.tracked_prev && e.labels.is_some()).enumerate() {
+            // Real keys start with a metric name, which is UTF-8 and so never holds 0xff.
+            let mut k = b"\xff\xffstale".to_vec();
+            k.extend_from_slice(&i.to_le_bytes());
+            self.entries.insert(k.into_boxed_slice(), e);
+        }
+    }
+
+    /// Parses `body` and appends its samples for `target` at `t_ms`; on success also appends
+    /// staleness markers for the series of the last successful scrape that are gone.
+    ///
+    /// On error nothing must be committed: the caller rolls `app` back and calls
+    /// [`SeriesCache::fail`] with a fresh appender.
+    pub fn append(
+        &mut self,
+        target: &ScrapeTarget,
+        body: &[u8],
+        format: Format,
+        t_ms: i64,
+        app: &mut dyn Appender,
+        counts: &mut Counts,
+    ) -> Result<(), ScrapeError> {
+        *counts = Counts::default();
+        let limit = target.limits.sample_limit;
+        if limit > 0 && target.metric_relabel.is_none() {
+            // Without relabeling every line is a stored sample: refuse before parsing, so the
+            // parsed model of a huge exposition is never built.
+            let lines = count_sample_lines(body);
+            if lines > limit {
+                counts.scraped = lines;
+                counts.post_relabel = lines;
+                return Err(ScrapeError::SampleLimit { samples: lines, limit });
+            }
+        }
+        let families = parse::parse(body, format, &parse_limits())
+            .map_err(|error| ScrapeError::Parse { format: format_name(format), error: Box::new(error) })?;
+        self.append_families(target, &families, t_ms, app, counts)?;
+        self.finish_success(app, t_ms);
+        Ok(())
+    }
+
+    fn append_families(
+        &mut self,
+        target: &ScrapeTarget,
+        families: &[MetricFamily],
+        t_ms: i64,
+        app: &mut dyn Appender,
+        c: &mut Counts,
+    ) -> Result<(), ScrapeError> {
+        let limit = target.limits.sample_limit;
+        let mut limit_hit = false;
+        let mut name = String::new();
+        for fam in families {
+            for s in &fam.samples {
+                c.scraped += 1;
+                sample_name(fam, s.suffix, &mut name);
+                build_key(&mut self.key, &name, &s.labels);
+                let explicit_ts = if target.honor_timestamps { s.timestamp_ms } else { None };
+                let entry = if let Some(e) = self.entries.get_mut(self.key.as_slice()) {
+                    if e.seen_now && explicit_ts.is_none() {
+                        let labels = e.labels.as_ref().map_or_else(|| exposed_labels(&name, &s.labels), Packed::to_vec);
+                        return Err(ScrapeError::DuplicateSeries(series_string(&labels)));
+                    }
+                    e.seen_now = true;
+                    e
+                } else {
+                    let labels = final_labels(target, &name, &s.labels)?;
+                    let e = Entry {
+                        labels: labels.as_deref().map(Packed::pack),
+                        seen_now: true,
+                        created_now: true,
+                        tracked_now: false,
+                        tracked_prev: false,
+                    };
+                    self.entries.entry(self.key.clone().into_boxed_slice()).or_insert(e)
+                };
+                let Some(labels) = &entry.labels else { continue };
+                c.post_relabel += 1;
+                if limit > 0 && c.post_relabel > limit {
+                    // Keep counting, as Prometheus does, to report the true number.
+                    limit_hit = true;
+                    continue;
+                }
+                if limit_hit {
+                    continue;
+                }
+                let t = explicit_ts.unwrap_or(t_ms);
+                match app.append(labels.unpack_into(&mut self.scratch), t, s.value) {
+                    Ok(()) => {
+                        entry.tracked_now = explicit_ts.is_none();
+                        if entry.created_now {
+                            c.series_added += 1;
+                        }
+                    }
+                    Err(e) => match e {
+                        AppendError::OutOfOrder => c.refused.out_of_order += 1,
+                        AppendError::Duplicate => c.refused.duplicate += 1,
+                        AppendError::OutOfBounds => c.refused.out_of_bounds += 1,
+                        AppendError::Storage(msg) => return Err(ScrapeError::Storage(msg)),
+                    },
+                }
+            }
+        }
+        if limit_hit {
+            return Err(ScrapeError::SampleLimit { samples: c.post_relabel, limit });
+        }
+        Ok(())
+    }
+
+    /// After a successful scrape: markers for the series that disappeared, then the cache
+    /// keeps exactly this scrape's series.
+    fn finish_success(&mut self, app: &mut dyn Appender, t_ms: i64) {
+        let scratch = &mut self.scratch;
+        self.entries.retain(|_, e| {
+            if !e.seen_now {
+                if e.tracked_prev
+                    && let Some(labels) = &e.labels
+                {
+                    append_marker(app, labels.unpack_into(scratch), t_ms);
+                }
+                return false;
+            }
+            e.tracked_prev = e.tracked_now;
+            e.seen_now = false;
+            e.created_now = false;
+            e.tracked_now = false;
+            true
+        });
+        self.size_after_success = self.entries.len();
+    }
+
+    /// After a failed scrape (nothing of it committed): markers for every series of the last
+    /// successful scrape, since the target's series are gone for now. The cache keeps its
+    /// label sets but forgets what this scrape created.
+    pub fn fail(&mut self, app: &mut dyn Appender, t_ms: i64) {
+        let scratch = &mut self.scratch;
+        self.entries.retain(|_, e| {
+            if e.tracked_prev
+                && let Some(labels) = &e.labels
+            {
+                append_marker(app, labels.unpack_into(scratch), t_ms);
+            }
+            let keep = !e.created_now;
+            e.tracked_prev = false;
+            e.seen_now = false;
+            e.created_now = false;
+            e.tracked_now = false;
+            keep
+        });
+        if self.entries.len() > self.size_after_success * 2 + 1000 {
+            self.entries.clear();
+        }
+        if self.entries.capacity() > 4 * self.entries.len() + 1024 {
+            self.entries.shrink_to_fit();
+        }
+    }
+
+    /// The target went away: markers for the series of the last successful scrape.
+    pub fn mark_all_stale(&mut self, app: &mut dyn Appender, t_ms: i64) {
+        self.fail(app, t_ms);
+    }
+}
+
+fn append_marker(app: &mut dyn Appender, labels: &[(String, String)], t_ms: i64) {
+    // A marker older than a newer sample (the target came back) is refused: that is fine.
+    if let Err(e) = app.append(labels, t_ms, stale_nan())
+        && !e.is_per_sample()
+    {
+        tracing::warn!(error = %e, "appending a staleness marker");
+    }
+}
+
+/// The name a sample carries in the exposition: the family name plus its suffix, except that
+/// an OpenMetrics counter's `_created` sample hangs off the name without `_total` (`x_created`
+/// for family `x_total`).
+fn sample_name(fam: &MetricFamily, suffix: Suffix, out: &mut String) {
+    out.clear();
+    if fam.kind == MetricType::Counter && suffix == Suffix::Created {
+        out.push_str(agent_core::encode::om_family_name(fam));
+    } else {
+        out.push_str(&fam.name);
+    }
+    out.push_str(suffix.as_str());
+}
+
+/// The cache key of an exposed series: name and labels as exposed (empty values skipped, as
+/// they mean "no label").
+fn build_key(key: &mut Vec<u8>, name: &str, labels: &[(String, String)]) {
+    key.clear();
+    key.extend_from_slice(name.as_bytes());
+    for (n, v) in labels {
+        if v.is_empty() {
+            continue;
+        }
+        key.push(0xff);
+        key.extend_from_slice(n.as_bytes());
+        key.push(0xfe);
+        key.extend_from_slice(v.as_bytes());
+    }
+}
+
+fn exposed_labels(name: &str, labels: &[(String, String)]) -> Labels {
+    let mut out = Vec::with_capacity(labels.len() + 1);
+    out.push(("__name__".to_owned(), name.to_owned()));
+    out.extend(labels.iter().filter(|(_, v)| !v.is_empty()).cloned());
+    out
+}
+
+/// Exposed labels plus target labels (with `honor_labels` or `exported_` renaming), then
+/// metric relabeling, then the label limits. `None` when relabeling drops the series.
+pub(crate) fn final_labels(
+    target: &ScrapeTarget,
+    name: &str,
+    exposed: &[(String, String)],
+) -> Result<Option<Labels>, ScrapeError> {
+    let mut out = exposed_labels(name, exposed);
+    let n_exposed = out.len();
+    let mut conflicts: Vec<(String, String)> = Vec::new();
+    for (tn, tv) in &target.labels {
+        match out[..n_exposed].iter_mut().find(|(n, _)| n == tn) {
+            Some(existing) => {
+                if !target.honor_labels {
+                    conflicts.push((tn.clone(), std::mem::replace(&mut existing.1, tv.clone())));
+                }
+            }
+            None => out.push((tn.clone(), tv.clone())),
+        }
+    }
+    if !conflicts.is_empty() {
+        // Shorter names first, as Prometheus, so `exported_x` is taken before `exported_exported_x`.
+        conflicts.sort_by_key(|(n, _)| n.len());
+        for (n, v) in conflicts {
+            let mut new = format!("exported_{n}");
+            while out.iter().any(|(o, _)| *o == new) {
+                new.insert_str(0, "exported_");
+            }
+            out.push((new, v));
+        }
+    }
+    out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    if let Some(relabel) = &target.metric_relabel {
+        if !relabel(&mut out) {
+            return Ok(None);
+        }
+        out.retain(|(_, v)| !v.is_empty());
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out.dedup_by(|a, b| a.0 == b.0);
+        if !out.iter().any(|(n, _)| n == "__name__") {
+            return Err(ScrapeError::MissingName(series_string(&out)));
+        }
+    }
+    check_label_limits(target, &out)?;
+    Ok(Some(out))
+}
+
+fn check_label_limits(target: &ScrapeTarget, labels: &[(String, String)]) -> Result<(), ScrapeError> {
+    let l = &target.limits;
+    let metric = || truncate(labels.iter().find(|(n, _)| n == "__name__").map_or("", |(_, v)| v.as_str()), 50);
+    if l.label_limit > 0 && labels.len() > l.label_limit {
+        return Err(ScrapeError::LabelLimit { metric: metric(), count: labels.len(), limit: l.label_limit });
+    }
+    for (n, v) in labels {
+        if l.label_name_length_limit > 0 && n.len() > l.label_name_length_limit {
+            return Err(ScrapeError::LabelNameLength {
+                metric: metric(),
+                name: truncate(n, 50),
+                len: n.len(),
+                limit: l.label_name_length_limit,
+            });
+        }
+        if l.label_value_length_limit > 0 && v.len() > l.label_value_length_limit {
+            return Err(ScrapeError::LabelValueLength {
+                metric: metric(),
+                name: truncate(n, 50),
+                value: truncate(v, 50),
+                len: v.len(),
+                limit: l.label_value_length_limit,
+            });
+        }
+    }
+    Ok(())
+}
