@@ -10,22 +10,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{Proc, TempDir, eventually, free_port, http_get, http_request, peer, run, workspace};
+use crate::harness::{Proc, TempDir, eventually, free_port, http_get, http_request, peer, run};
 
 /// Path of the `osprey-collector` binary, built once per test run.
 fn collector_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "osprey-collector", "--bin", "osprey-collector"])
-            .current_dir(workspace())
-            .status()
-            .expect("running cargo build");
-        assert!(status.success(), "building osprey-collector failed");
-        let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace().join("target"), PathBuf::from);
-        target.join("debug/osprey-collector")
-    })
+    BIN.get_or_init(|| crate::harness::built_bin("osprey-collector"))
 }
 
 /// A peer that Debian installs in /usr/sbin (not on every user's PATH).
