@@ -1,0 +1,8 @@
+//! Osprey's rules: Prometheus rule files, the Go-template dialect of alert annotations, the
+//! alert state machine with `ALERTS`/`ALERTS_FOR_STATE`, promtool-compatible `check rules`,
+//! and the `/api/v1/rules` + `/api/v1/alerts` JSON shapes. The PromQL engine and the storage
+//! are reached through the narrow traits in [`eval`], wired by the collector binary.
+
+pub mod duration;
+pub mod file;
+pub mod template;
