@@ -6,4 +6,5 @@ mod filesystem_hung;
 mod harness;
 mod node_exporter_e2e;
 mod peers;
+mod rules;
 mod ttar;

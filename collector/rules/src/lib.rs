@@ -3,6 +3,7 @@
 //! and the `/api/v1/rules` + `/api/v1/alerts` JSON shapes. The PromQL engine and the storage
 //! are reached through the narrow traits in [`eval`], wired by the collector binary.
 
+pub mod check;
 pub mod duration;
 pub mod file;
 pub mod template;

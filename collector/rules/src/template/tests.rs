@@ -1,4 +1,5 @@
 //! Cases from Prometheus's `template/template_test.go` (expected outputs as the spec).
+#![allow(clippy::needless_pass_by_value)]
 
 use std::collections::BTreeMap;
 
