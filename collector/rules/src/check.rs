@@ -110,7 +110,7 @@ mod tests {
             "good.yml",
             "groups:\n- name: g\n  interval: 30s\n  rules:\n  - record: a:b\n    expr: sum(up)\n  - alert: X\n    expr: up == 0\n    for: 5m\n    annotations:\n      summary: '{{ $labels.instance }} down'\n",
         );
-        let r = check_rules(&[p.clone()], CheckOptions::default());
+        let r = check_rules(std::slice::from_ref(&p), CheckOptions::default());
         assert_eq!(r.exit_code, 0, "{r:?}");
         assert_eq!(r.stdout, format!("Checking {}\n  SUCCESS: 2 rules found\n\n", p.display()));
     }
@@ -158,7 +158,7 @@ mod tests {
         ];
         for (name, text, want) in cases {
             let p = write(name, text);
-            let r = check_rules(&[p.clone()], CheckOptions::default());
+            let r = check_rules(std::slice::from_ref(&p), CheckOptions::default());
             assert_eq!(r.exit_code, 1, "{name}: {r:?}");
             assert!(r.stderr.contains(&format!("{}: ", p.display())), "{name}: no file name in {}", r.stderr);
             assert!(r.stderr.contains(want), "{name}: want {want:?} in {}", r.stderr);
@@ -171,7 +171,7 @@ mod tests {
             "dups.yml",
             "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: up\n    labels: {severity: page}\n  - alert: A\n    expr: up == 0\n    labels: {severity: page}\n",
         );
-        let r = check_rules(&[p.clone()], CheckOptions::default());
+        let r = check_rules(std::slice::from_ref(&p), CheckOptions::default());
         assert_eq!(r.exit_code, 0);
         assert!(
             r.stderr.contains("lint error 1 duplicate rule(s) found.\nMetric: A\nLabel(s):\n\tseverity: page\n"),

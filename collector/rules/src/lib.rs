@@ -3,7 +3,10 @@
 //! and the `/api/v1/rules` + `/api/v1/alerts` JSON shapes. The PromQL engine and the storage
 //! are reached through the narrow traits in [`eval`], wired by the collector binary.
 
+pub mod alerting;
 pub mod check;
 pub mod duration;
+pub mod eval;
 pub mod file;
+pub mod group;
 pub mod template;

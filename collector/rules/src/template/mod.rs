@@ -2,7 +2,7 @@
 //! for Osprey (no maintained Rust crate implements Go templates with Prometheus's functions:
 //! `gtmpl` is unmaintained since 2021 and lacks `humanize*`, `query`, and `else if`).
 
-mod funcs;
+pub mod funcs;
 mod gofmt;
 mod parse;
 
