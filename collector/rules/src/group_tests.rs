@@ -1,4 +1,5 @@
 //! State-machine tests with a scripted stand-in for the PromQL engine (unit tests only; the
+#![allow(clippy::many_single_char_names)]
 //! real engine is wired by the collector).
 
 use std::collections::BTreeMap;
@@ -209,4 +210,28 @@ fn recording_rule_sets_name_and_labels_and_rejects_duplicates() {
     g.eval(MIN, &e, &mut rec, &RuleContext::default(), None);
     assert_eq!(g.status[0].health, "err");
     assert!(g.status[0].last_error.as_deref().unwrap().contains("same labelset"));
+}
+
+#[test]
+fn api_shapes_and_filters() {
+    use crate::api::{RulesFilter, alerts_data, rules_data};
+    let mut g = group(CPU);
+    let e = engine("cpu > 70", |_| vec![Sample { labels: lbl(&[("instance", "a")]), value: 90.0 }]);
+    g.eval(0, &e, &mut Recorder::default(), &RuleContext::default(), None);
+    let d = rules_data(std::slice::from_ref(&g), &RulesFilter::default());
+    let r = &d["groups"][0]["rules"][0];
+    assert_eq!(d["groups"][0]["file"], "t.yml");
+    assert_eq!(r["type"], "alerting");
+    assert_eq!(r["state"], "pending");
+    assert_eq!(r["duration"], 300.0);
+    assert_eq!(r["health"], "ok");
+    assert_eq!(r["alerts"][0]["value"], "9e+01");
+    assert_eq!(r["alerts"][0]["activeAt"], "1970-01-01T00:00:00Z");
+    assert_eq!(r["alerts"][0]["labels"]["alertname"], "HighCpu");
+    let none =
+        rules_data(std::slice::from_ref(&g), &RulesFilter { kind: Some("record".into()), ..RulesFilter::default() });
+    assert_eq!(none["groups"].as_array().unwrap().len(), 0);
+    let a = alerts_data(&[g]);
+    assert_eq!(a["alerts"][0]["state"], "pending");
+    assert_eq!(a["alerts"][0]["annotations"]["summary"], "CPU a at 90%");
 }

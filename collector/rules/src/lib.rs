@@ -4,6 +4,7 @@
 //! are reached through the narrow traits in [`eval`], wired by the collector binary.
 
 pub mod alerting;
+pub mod api;
 pub mod check;
 pub mod duration;
 pub mod eval;
