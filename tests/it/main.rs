@@ -2,6 +2,7 @@
 //! `osprey-agent` against real peers (stock Prometheus, promtool, node_exporter).
 
 mod agent_cli;
+mod alertmanager;
 mod filesystem_hung;
 mod harness;
 mod node_exporter_e2e;

@@ -75,7 +75,7 @@ fn check_rules_exit_codes_match_promtool_on_upstream_files() {
                 cmd.arg("--lint-fatal");
             }
             let theirs = cmd.arg(&path).current_dir(&dir).output().expect("promtool").status.code();
-            let ours = check_rules(&[path.clone()], CheckOptions { lint_fatal, ..CheckOptions::default() });
+            let ours = check_rules(std::slice::from_ref(&path), CheckOptions { lint_fatal, ..CheckOptions::default() });
             println!("{name} lint_fatal={lint_fatal}: promtool {theirs:?}, ours {}", ours.exit_code);
             if theirs != Some(ours.exit_code) {
                 mismatches.push(format!(

@@ -1,1 +1,5 @@
-//! placeholder
+//! Osprey's notifications. [`alertmanager`]: the Alertmanager v2 client (`POST /api/v2/alerts`)
+//! with a bounded queue, batching, timeouts, basic auth and TLS (rustls), as Prometheus's
+//! notifier does.
+
+pub mod alertmanager;

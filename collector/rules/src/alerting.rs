@@ -54,6 +54,21 @@ pub struct Alert {
     pub resolved_at_ms: Option<i64>,
     /// Since when it is kept firing after the condition cleared (ms).
     pub keep_firing_since_ms: Option<i64>,
+    /// When it was last handed to the notifier (ms).
+    pub last_sent_at_ms: Option<i64>,
+}
+
+/// An alert to hand to the notifier (Alertmanager's `startsAt`/`endsAt` in ms).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutgoingAlert {
+    /// Labels.
+    pub labels: Labels,
+    /// Annotations.
+    pub annotations: Labels,
+    /// `startsAt`.
+    pub starts_at_ms: i64,
+    /// `endsAt`: the resolve time, or a validity horizon for firing alerts.
+    pub ends_at_ms: i64,
 }
 
 /// Template and evaluation context shared by a group's rules.
@@ -172,6 +187,7 @@ impl AlertingRule {
                 fired_at_ms: None,
                 resolved_at_ms: None,
                 keep_firing_since_ms: None,
+                last_sent_at_ms: None,
             };
             seen.insert(lbls, alert);
         }
@@ -244,6 +260,35 @@ impl AlertingRule {
                 Sample { labels: l, value: a.active_at_ms as f64 / 1000.0 }
             })
             .collect()
+    }
+
+    /// Alerts due for (re)sending at `ts_ms`, as Prometheus's `sendAlerts`: firing alerts every
+    /// `resend_delay`, resolved ones once (and again within the retention); pending never.
+    /// Firing alerts get `endsAt = ts + 4 × max(resend_delay, interval)`.
+    pub fn alerts_to_send(&mut self, ts_ms: i64, resend_delay: Duration, interval: Duration) -> Vec<OutgoingAlert> {
+        let mut out = Vec::new();
+        for a in self.active.values_mut() {
+            if a.state == AlertState::Pending {
+                continue;
+            }
+            let due = match (a.resolved_at_ms, a.last_sent_at_ms) {
+                (_, None) => true,
+                (Some(r), Some(last)) if last < r => true,
+                (_, Some(last)) => last + ms(resend_delay) <= ts_ms,
+            };
+            if !due {
+                continue;
+            }
+            a.last_sent_at_ms = Some(ts_ms);
+            let ends = a.resolved_at_ms.unwrap_or(ts_ms + 4 * ms(resend_delay.max(interval)));
+            out.push(OutgoingAlert {
+                labels: a.labels.clone(),
+                annotations: a.annotations.clone(),
+                starts_at_ms: a.fired_at_ms.unwrap_or(a.active_at_ms),
+                ends_at_ms: ends,
+            });
+        }
+        out
     }
 
     /// Alerts that are pending or firing.

@@ -235,3 +235,19 @@ fn api_shapes_and_filters() {
     assert_eq!(a["alerts"][0]["state"], "pending");
     assert_eq!(a["alerts"][0]["annotations"]["summary"], "CPU a at 90%");
 }
+
+#[test]
+fn resend_delay_and_resolved_sending() {
+    let mut g = group("groups:\n- name: g\n  rules:\n  - alert: A\n    expr: x\n");
+    let e = engine("x", |t| if t <= 3 * MIN { vec![Sample { labels: Labels::new(), value: 1.0 }] } else { vec![] });
+    let mut sent = Vec::new();
+    for m in 0..=5 {
+        g.eval(m * MIN, &e, &mut Recorder::default(), &RuleContext::default(), None);
+        let Rule::Alerting(a) = &mut g.rules[0] else { panic!() };
+        for o in a.alerts_to_send(m * MIN, Duration::from_secs(120), Duration::from_secs(60)) {
+            sent.push((m, o.ends_at_ms));
+        }
+    }
+    // Firing at 0 (sent, valid 8m), resent at 2 (resend delay 2m), resolved at 4 (sent once).
+    assert_eq!(sent, vec![(0, 8 * MIN), (2, 10 * MIN), (4, 4 * MIN)]);
+}
