@@ -11,3 +11,4 @@ pub mod eval;
 pub mod file;
 pub mod group;
 pub mod template;
+pub mod unittest;
