@@ -3,3 +3,5 @@
 //! notifier does.
 
 pub mod alertmanager;
+pub mod receivers;
+pub mod route;
