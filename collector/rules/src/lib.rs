@@ -10,5 +10,6 @@ pub mod duration;
 pub mod eval;
 pub mod file;
 pub mod group;
+pub mod manager;
 pub mod template;
 pub mod unittest;
