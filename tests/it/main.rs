@@ -2,6 +2,7 @@
 //! `osprey-agent` against real peers (stock Prometheus, promtool, node_exporter).
 
 mod agent_cli;
+mod alertmanager;
 mod cgroup;
 mod collector_discovery;
 mod filesystem_hung;
@@ -11,6 +12,7 @@ mod peers;
 mod probe;
 mod processes;
 mod promql_differential;
+mod rules;
 mod scrape;
 mod systemd;
 mod tls;

@@ -1,0 +1,7 @@
+//! Osprey's notifications. [`alertmanager`]: the Alertmanager v2 client (`POST /api/v2/alerts`)
+//! with a bounded queue, batching, timeouts, basic auth and TLS (rustls), as Prometheus's
+//! notifier does.
+
+pub mod alertmanager;
+pub mod receivers;
+pub mod route;
