@@ -10,6 +10,7 @@
 //! collector both build on it.
 
 pub mod collector;
+pub mod duration;
 pub mod encode;
 pub mod model;
 pub mod parse;
