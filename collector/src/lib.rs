@@ -6,4 +6,5 @@ pub mod config;
 pub mod convert;
 pub mod locate;
 pub mod server;
+pub mod storage;
 pub mod targets;
