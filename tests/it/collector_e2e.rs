@@ -4,6 +4,7 @@
 //! the WAL is written before a scrape becomes visible, and a killed process loses nothing the
 //! kernel already has; the fsync policy only matters for power loss).
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -168,4 +169,78 @@ fn collector_scrapes_file_sd_fleet_into_tsdb_and_survives_restarts() {
         assert!(series.1.iter().any(|(st, _)| *st < restart), "{inst}: samples from the first run lost");
         assert!(series.1.iter().any(|(st, _)| *st > after_kill), "{inst}: no samples after the kill");
     }
+}
+
+/// `POST /-/reload` with one target removed from file_sd keeps the other loops (their scrape
+/// counts keep growing, `lastScrape` keeps its phase) and a bad config is refused.
+#[test]
+fn collector_reload_keeps_unchanged_targets_and_refuses_a_bad_config() {
+    let dir = TempDir::new("collector-reload");
+    let _sim = start_sim(&dir);
+    let cfg = "[global]\nscrape_interval = \"500ms\"\nscrape_timeout = \"500ms\"\n\n[[scrape_configs]]\njob_name = \"fleet\"\nfile_sd_configs = [{ files = [\"sd.json\"] }]\n";
+    std::fs::write(dir.join("collector.toml"), cfg).expect("config");
+    let c = start_collector(&dir, &dir.join("data"));
+    wait_all_up(&c);
+    // A job-level change that does not touch the targets: the same loops stay.
+    std::fs::write(dir.join("collector.toml"), format!("{cfg}# a comment\n")).expect("config");
+    let r = crate::harness::http_request(c.port, "POST", "/-/reload", &[]).expect("reload");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let log = c.log_text();
+    let kept = log.lines().filter(|l| l.contains("loops_kept=3")).count();
+    assert!(kept >= 1, "reload did not keep the 3 loops: {log}");
+    assert!(!log.lines().any(|l| l.contains("loops_stopped=") && !l.contains("loops_stopped=0")), "{log}");
+    // A bad config is refused and the running one stays.
+    std::fs::write(dir.join("collector.toml"), "[[scrape_configs]]\njob_name = 3\n").expect("config");
+    let r = crate::harness::http_request(c.port, "POST", "/-/reload", &[]).expect("reload");
+    assert_eq!(r.status, 500);
+    assert!(r.text().contains("collector.toml"), "error names the file: {}", r.text());
+    wait_all_up(&c);
+    stop(c);
+}
+
+/// The `tsdb` subcommands: a locked directory is refused with a clear error; import and
+/// analyze work on the collector's directory once it stopped.
+#[test]
+fn collector_tsdb_subcommands_refuse_a_locked_dir_and_import_openmetrics() {
+    let dir = TempDir::new("collector-tsdb-cli");
+    let _sim = start_sim(&dir);
+    std::fs::write(
+        dir.join("collector.toml"),
+        "[global]\nscrape_interval = \"500ms\"\nscrape_timeout = \"500ms\"\n\n[[scrape_configs]]\njob_name = \"fleet\"\nfile_sd_configs = [{ files = [\"sd.json\"] }]\n",
+    )
+    .expect("config");
+    let data = dir.join("data");
+    let c = start_collector(&dir, &data);
+    wait_all_up(&c);
+    let bin = built_bin("osprey-collector");
+    let d = format!("--data-dir={}", data.display());
+    let out = crate::harness::run(&bin, &[&d, "tsdb", "analyze"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("locked"), "locked dir error: {err}");
+    stop(c);
+    let om = dir.join("old.om");
+    let t0 = now_ms() / 1000 - 3 * 86_400;
+    let mut text = String::from("# TYPE imported_metric gauge\n");
+    for i in 0..10 {
+        writeln!(text, "imported_metric{{src=\"file\"}} {i} {}", t0 + i * 60).expect("write to String");
+    }
+    text.push_str("# EOF\n");
+    std::fs::write(&om, text).expect("om file");
+    let om_s = om.display().to_string();
+    let out = crate::harness::run(&bin, &[&d, "tsdb", "import-openmetrics", &om_s]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("10 samples"), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = crate::harness::run(&bin, &[&d, "tsdb", "analyze"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let db = Db::open(&data, Options { maintenance_interval: None, ..Options::default() }).expect("open");
+    let s = db.querier(0, i64::MAX).select(&[Matcher::eq("__name__", "imported_metric")]);
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].to_vec().len(), 10);
+    assert_eq!(s[0].to_vec()[9], ((t0 + 540) * 1000, 9.0));
+    let bad = dir.join("bad.om");
+    std::fs::write(&bad, "imported_metric{ 1\n").expect("bad file");
+    let out = crate::harness::run(&bin, &[&d, "tsdb", "import-openmetrics", &bad.display().to_string()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad.om:1"), "{}", String::from_utf8_lossy(&out.stderr));
 }
