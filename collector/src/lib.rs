@@ -4,6 +4,9 @@
 pub mod bytesize;
 pub mod config;
 pub mod convert;
+pub mod endpoints;
 pub mod locate;
 pub mod server;
+pub mod storage;
 pub mod targets;
+pub mod to_scrape;

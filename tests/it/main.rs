@@ -5,6 +5,7 @@ mod agent_cli;
 mod alertmanager;
 mod cgroup;
 mod collector_discovery;
+mod collector_e2e;
 mod filesystem_hung;
 mod harness;
 mod node_exporter_e2e;

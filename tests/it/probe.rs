@@ -137,12 +137,13 @@ target = "{}"
     {
         assert_eq!(value(&text, &format!("osprey_probe_http_status_code{{name=\"{name}\"}}")), code, "{name}");
     }
-    // The hanging service costs its timeout, not more; probes ran concurrently, so the whole
-    // collector took about as long as the slowest one.
+    // The hanging service costs its 1 s timeout, not the 10 s collector timeout; probes ran
+    // concurrently, so the whole collector took about as long as the slowest one. The upper
+    // bounds leave room for a loaded CI machine (regression: 1.5 s failed under a full run).
     let hang_d = value(&text, "osprey_probe_duration_seconds{kind=\"http\",name=\"hang\"}");
-    assert!((1.0..1.5).contains(&hang_d), "hang took {hang_d}s");
+    assert!((1.0..3.0).contains(&hang_d), "hang took {hang_d}s");
     let coll = value(&text, "node_scrape_collector_duration_seconds{collector=\"probe\"}");
-    assert!(coll < 1.5, "collector took {coll}s");
+    assert!(coll < 3.0, "collector took {coll}s");
     drop(tcp);
 }
 
