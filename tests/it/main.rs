@@ -3,6 +3,7 @@
 
 mod agent_cli;
 mod cgroup;
+mod collector_api;
 mod collector_discovery;
 mod filesystem_hung;
 mod harness;
