@@ -1,6 +1,7 @@
 //! The collector's configuration (TOML mirroring `prometheus.yml`), its conversion from
 //! `prometheus.yml`, the target set built from configuration and discovery, and the server loop.
 
+pub mod api;
 pub mod bytesize;
 pub mod config;
 pub mod convert;

@@ -252,6 +252,12 @@ fn run(cli: &Cli) -> ExitCode {
     let listen = cli.listen.clone();
     let flags = flags(cli);
     let res: Result<(), String> = rt.block_on(async move {
+        // The query API (`/api/v1/query`, …) reads the same TSDB; `/api/v1/status/config` and
+        // `/api/v1/status/flags` are the server's own (they follow reloads).
+        let api = osprey_collector::api::router(osprey_collector::api::ApiState::new(
+            Arc::clone(&db),
+            osprey_promql::Engine::new(osprey_promql::EngineOptions::default()),
+        ));
         let st = AppState::start(source, cfg, text, debounce, db, flags);
         tokio::spawn(reload_on_sighup(st.clone()));
         let listeners = agent_core::http::bind(std::slice::from_ref(&listen)).await?;
@@ -259,7 +265,7 @@ fn run(cli: &Cli) -> ExitCode {
         let mut tasks = tokio::task::JoinSet::new();
         let (tx, rx) = tokio::sync::watch::channel(false);
         for l in listeners {
-            let app = app(st.clone(), []);
+            let app = app(st.clone(), [api.clone()]);
             let mut rx = rx.clone();
             tasks.spawn(async move {
                 axum::serve(l, app)

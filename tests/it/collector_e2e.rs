@@ -133,6 +133,12 @@ fn collector_scrapes_file_sd_fleet_into_tsdb_and_survives_restarts() {
     assert!(ups.iter().all(|(l, _)| l.ends_with("} 1")), "{ups:?}");
     let m = http_get(c.port, "/metrics").expect("metrics").text();
     assert!(m.contains(&format!("prometheus_tsdb_head_series {}", TARGETS * PER_TARGET)), "{m}");
+    // The query API is served by the same process over the same TSDB.
+    let q = http_get(c.port, "/api/v1/query?query=sum(up%7Bjob%3D%22fleet%22%7D)").expect("GET /api/v1/query");
+    assert_eq!(q.status, 200, "{}", q.text());
+    let q: serde_json::Value = serde_json::from_str(&q.text()).expect("query JSON");
+    assert_eq!(q["status"], "success", "{q}");
+    assert_eq!(q["data"]["result"][0]["value"][1], TARGETS.to_string(), "{q}");
     stop(c);
     let first = stored_up(&data);
     assert_eq!(first.len(), TARGETS, "up of every target stored: {first:?}");
