@@ -301,6 +301,14 @@ pub fn list_dir(path: &Path) -> Result<Vec<String>, CollectError> {
     Ok(names)
 }
 
+/// Reads a file whose absence means "this host has none" (node_exporter's `ErrNoData`).
+pub fn read_string_or_no_data(path: &Path) -> Result<String, CollectError> {
+    match read_string(path) {
+        Err(e) if e.is_not_found() => Err(CollectError::NoData),
+        other => other,
+    }
+}
+
 /// Lists a directory whose absence means "this host has none" (node_exporter's `ErrNoData`).
 pub fn list_dir_or_no_data(path: &Path) -> Result<Vec<String>, CollectError> {
     match list_dir(path) {

@@ -23,10 +23,7 @@ impl Collector for Bonding {
     }
 
     fn collect(&self, out: &mut Sink) -> Result<(), CollectError> {
-        let masters = match read_string(&self.net.join("bonding_masters")) {
-            Err(e) if e.is_not_found() => return Err(CollectError::NoData),
-            r => r?,
-        };
+        let masters = read_string_or_no_data(&self.net.join("bonding_masters"))?;
         // node_exporter reads every master before emitting anything: one bad file fails all.
         let mut stats = Vec::new();
         for master in masters.split_ascii_whitespace() {

@@ -76,11 +76,7 @@ impl Collector for FibreChannel {
     }
 
     fn collect(&self, out: &mut Sink) -> Result<(), CollectError> {
-        let names = match list_dir(&self.dir) {
-            Ok(n) => n,
-            Err(e) if e.is_not_found() => return Err(CollectError::NoData),
-            Err(e) => return Err(e),
-        };
+        let names = list_dir_or_no_data(&self.dir)?;
         // As upstream: read every host first; any failure reports nothing.
         let hosts = names.into_iter().map(|n| read_host(&self.dir, n)).collect::<Result<Vec<_>, _>>()?;
         let mut name = String::new();

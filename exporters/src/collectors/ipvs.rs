@@ -52,10 +52,7 @@ impl Collector for Ipvs {
     }
 
     fn collect(&self, out: &mut Sink) -> Result<(), CollectError> {
-        let text = match read_string(&self.stats) {
-            Err(e) if e.is_not_found() => return Err(CollectError::NoData),
-            r => r?,
-        };
+        let text = read_string_or_no_data(&self.stats)?;
         let [conns, in_pkts, out_pkts, in_bytes, out_bytes] =
             parse_stats(&text).map_err(|m| CollectError::parse(&self.stats, m))?;
         out.counter("node_ipvs_connections_total", "The total number of connections made.", conns as f64);

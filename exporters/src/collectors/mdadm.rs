@@ -28,10 +28,7 @@ impl Collector for Mdadm {
     }
 
     fn collect(&self, out: &mut Sink) -> Result<(), CollectError> {
-        let text = match read_string(&self.mdstat) {
-            Err(e) if e.is_not_found() => return Err(CollectError::NoData),
-            r => r?,
-        };
+        let text = read_string_or_no_data(&self.mdstat)?;
         let arrays = parse_mdstat(&text).map_err(|e| CollectError::parse(&self.mdstat, e))?;
         for md in &arrays {
             emit_mdstat(out, md);

@@ -120,10 +120,7 @@ impl Collector for Nfs {
     }
 
     fn collect(&self, out: &mut Sink) -> Result<(), CollectError> {
-        let text = match read_string(&self.path) {
-            Err(e) if e.is_not_found() => return Err(CollectError::NoData),
-            r => r?,
-        };
+        let text = read_string_or_no_data(&self.path)?;
         let s = parse_client(&text).map_err(|m| CollectError::parse(&self.path, m))?;
         let packets = "Total NFSd network packets (sent+received) by protocol type.";
         out.counter_with("node_nfs_packets_total", packets, &[("protocol", "udp")], s.net[1] as f64);

@@ -71,10 +71,7 @@ impl Collector for Nfsd {
     }
 
     fn collect(&self, out: &mut Sink) -> Result<(), CollectError> {
-        let text = match read_string(&self.path) {
-            Err(e) if e.is_not_found() => return Err(CollectError::NoData),
-            r => r?,
-        };
+        let text = read_string_or_no_data(&self.path)?;
         let s = parse_server(&text).map_err(|m| CollectError::parse(&self.path, m))?;
         let c = |out: &mut Sink, name: &str, help: &str, v: u64| out.counter(name, help, v as f64);
         c(

@@ -37,11 +37,7 @@ impl Collector for SchedStat {
     }
 
     fn collect(&self, out: &mut Sink) -> Result<(), CollectError> {
-        let text = match read_string(&self.path) {
-            Ok(t) => t,
-            Err(e) if e.is_not_found() => return Err(CollectError::NoData),
-            Err(e) => return Err(e),
-        };
+        let text = read_string_or_no_data(&self.path)?;
         for (cpu, running, waiting, slices) in parse(&text).map_err(|e| CollectError::parse(&self.path, e))? {
             let l = [("cpu", cpu)];
             out.counter_with(
