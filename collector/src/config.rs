@@ -1,6 +1,6 @@
 //! The collector's TOML configuration, mirroring `prometheus.yml`: `[global]`,
 //! `[[scrape_configs]]` (with static/file/DNS/HTTP SD, relabeling, auth, TLS and limits),
-//! `rule_files` and `[alerting]`. Unknown keys are errors; every error names the file, the line
+//! `rule_files`, `[alerting]` and `[notify]`. Unknown keys are errors; every error names the file, the line
 //! and the key.
 
 use std::collections::BTreeMap;
@@ -12,6 +12,7 @@ use osprey_discovery::{DnsSdConfig, FileSdConfig, HttpSdConfig, Labels, PromDura
 use serde::{Deserialize, Serialize};
 
 use crate::bytesize::ByteSize;
+pub use crate::config_alerting::{AlertingConfig, AlertmanagerConfig, NotifyConfig};
 use crate::locate::{Seg, line_of_key, line_of_offset};
 
 /// The configuration used when no `--config` is given: scrape ourselves and a local agent.
@@ -56,10 +57,10 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-fn d_1m() -> PromDuration {
+pub(crate) fn d_1m() -> PromDuration {
     PromDuration::from_secs(60)
 }
-fn d_10s() -> PromDuration {
+pub(crate) fn d_10s() -> PromDuration {
     PromDuration::from_secs(10)
 }
 fn yes() -> bool {
@@ -68,7 +69,7 @@ fn yes() -> bool {
 fn metrics_path() -> String {
     "/metrics".into()
 }
-fn http() -> String {
+pub(crate) fn http() -> String {
     "http".into()
 }
 
@@ -244,52 +245,6 @@ pub struct ScrapeConfig {
     pub target_limit: u64,
 }
 
-/// One `[[alerting.alertmanagers]]` entry (parsed and validated; used by the notifier).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AlertmanagerConfig {
-    /// `http` or `https`.
-    #[serde(default = "http")]
-    pub scheme: String,
-    /// Path prefix of the Alertmanager API.
-    #[serde(default)]
-    pub path_prefix: String,
-    /// Push timeout (default 10s).
-    #[serde(default = "d_10s")]
-    pub timeout: PromDuration,
-    /// API version (`v2`).
-    #[serde(default = "v2")]
-    pub api_version: String,
-    /// Alertmanager addresses.
-    #[serde(default)]
-    pub static_configs: Vec<StaticConfig>,
-    /// File-based discovery of Alertmanagers.
-    #[serde(default)]
-    pub file_sd_configs: Vec<FileSdConfig>,
-    /// DNS-based discovery of Alertmanagers.
-    #[serde(default)]
-    pub dns_sd_configs: Vec<DnsSdConfig>,
-    /// Relabeling of discovered Alertmanagers.
-    #[serde(default)]
-    pub relabel_configs: Vec<RelabelConfig>,
-}
-
-fn v2() -> String {
-    "v2".into()
-}
-
-/// `[alerting]`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AlertingConfig {
-    /// Relabeling applied to alerts before sending.
-    #[serde(default)]
-    pub alert_relabel_configs: Vec<RelabelConfig>,
-    /// Where to send alerts.
-    #[serde(default)]
-    pub alertmanagers: Vec<AlertmanagerConfig>,
-}
-
 /// The whole file.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -303,6 +258,9 @@ pub struct Config {
     /// `[alerting]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alerting: Option<AlertingConfig>,
+    /// `[notify]`: built-in routes and receivers (Slack, Telegram, webhook).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<NotifyConfig>,
     /// `[[scrape_configs]]`.
     #[serde(default)]
     pub scrape_configs: Vec<ScrapeConfig>,
@@ -436,18 +394,11 @@ impl Config {
             }
             resolve_files(sc, dir);
         }
-        if let Some(a) = &self.alerting {
-            for (j, r) in a.alert_relabel_configs.iter().enumerate() {
-                r.validate().map_err(|m| (vec![Seg::k("alerting"), Seg::k("alert_relabel_configs"), Seg::i(j)], m))?;
-            }
-            for (j, am) in a.alertmanagers.iter().enumerate() {
-                if am.api_version != "v2" {
-                    return err(
-                        vec![Seg::k("alerting"), Seg::k("alertmanagers"), Seg::i(j), Seg::k("api_version")],
-                        format!("unsupported api_version {:?}: only \"v2\"", am.api_version),
-                    );
-                }
-            }
+        if let Some(a) = &mut self.alerting {
+            a.finish(dir)?;
+        }
+        if let Some(n) = &mut self.notify {
+            n.finish(dir)?;
         }
         Ok(())
     }
@@ -484,7 +435,7 @@ impl fmt::Debug for Credentials {
     }
 }
 
-fn read_secret(p: &Path) -> Result<String, String> {
+pub(crate) fn read_secret(p: &Path) -> Result<String, String> {
     std::fs::read_to_string(p).map(|s| s.trim().to_owned()).map_err(|e| format!("reading {}: {e}", p.display()))
 }
 
@@ -541,12 +492,15 @@ fn check_auth(sc: &ScrapeConfig) -> Result<(), (&'static str, String)> {
     Ok(())
 }
 
+/// Makes `p` absolute against `dir` when relative.
+pub(crate) fn fix_path(p: &mut PathBuf, dir: &Path) {
+    if p.is_relative() {
+        *p = dir.join(&*p);
+    }
+}
+
 fn resolve_files(sc: &mut ScrapeConfig, dir: &Path) {
-    let fix = |p: &mut PathBuf| {
-        if p.is_relative() {
-            *p = dir.join(&*p);
-        }
-    };
+    let fix = |p: &mut PathBuf| fix_path(p, dir);
     if let Some(b) = &mut sc.basic_auth {
         b.password_file.as_mut().map(fix);
     }

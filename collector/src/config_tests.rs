@@ -135,3 +135,49 @@ fn credentials_read_files_and_hide_secrets() {
     assert!(c.scrape_configs[0].credentials().expect_err("missing file").contains("token"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn alerting_and_notify_sections_parse_with_defaults() {
+    let c = parse(
+        r#"
+[alerting]
+resend_delay = "5s"
+[[alerting.alertmanagers]]
+static_configs = [{ targets = ["127.0.0.1:9093"] }]
+basic_auth = { username = "u", password_file = "pw" }
+[[notify.receiver]]
+type = "telegram"
+name = "ops"
+bot_token = "123:abc"
+chat_id = -100
+[[notify.route]]
+receiver = "ops"
+matchers = ['severity="page"']
+group_by = ["alertname"]
+"#,
+    )
+    .expect("ok");
+    let a = c.alerting.expect("alerting");
+    assert_eq!(a.resend_delay, PromDuration::from_secs(5));
+    assert_eq!((a.batch_size, a.queue_capacity), (256, 10_000));
+    assert_eq!(a.alertmanagers[0].timeout, PromDuration::from_secs(10));
+    assert_eq!(
+        a.alertmanagers[0].basic_auth.as_ref().and_then(|b| b.password_file.clone()),
+        Some(PathBuf::from("/etc/osprey/pw"))
+    );
+    let n = c.notify.expect("notify");
+    assert_eq!(n.routes[0].group_wait, 30, "Alertmanager's default group_wait");
+    assert!(n.receiver("ops").is_some());
+}
+
+#[test]
+fn route_to_an_undefined_receiver_is_an_error_with_its_line() {
+    let e = parse("[[notify.receiver]]\ntype = \"webhook\"\nname = \"a\"\nurl = \"http://x\"\n[[notify.route]]\nreceiver = \"b\"\n")
+        .expect_err("undefined receiver");
+    assert_eq!(e.line, Some(6), "{e}");
+    assert!(e.to_string().contains("receiver \"b\", which is not defined"), "{e}");
+    let e = parse("[[notify.receiver]]\ntype = \"pager\"\nname = \"a\"\n").expect_err("unknown type");
+    assert!(e.to_string().contains("pager"), "{e}");
+    let e = parse("[alerting]\nbatch_sise = 3\n").expect_err("unknown key");
+    assert_eq!(e.line, Some(2), "{e}");
+}

@@ -79,6 +79,8 @@ const ALERTMANAGER: &[(&str, K)] = &[
     ("path_prefix", K::Str),
     ("timeout", K::Str),
     ("api_version", K::Str),
+    ("basic_auth", K::Table(BASIC_AUTH)),
+    ("tls_config", K::Table(TLS)),
     ("static_configs", K::List(STATIC)),
     ("file_sd_configs", K::List(FILE_SD)),
     ("dns_sd_configs", K::List(DNS_SD)),

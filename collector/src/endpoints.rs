@@ -223,6 +223,12 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
     let fams = self_metrics(&st);
     let mut out = Vec::new();
     encode(&mut out, &fams, Format::Text);
+    if let Some(r) = st.ruler.get() {
+        let r = Arc::clone(r);
+        if let Ok(t) = tokio::task::spawn_blocking(move || r.metrics_text()).await {
+            out.extend_from_slice(t.as_bytes());
+        }
+    }
     ([(header::CONTENT_TYPE, Format::Text.content_type())], out).into_response()
 }
 

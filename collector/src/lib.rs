@@ -4,9 +4,11 @@
 pub mod api;
 pub mod bytesize;
 pub mod config;
+pub mod config_alerting;
 pub mod convert;
 pub mod endpoints;
 pub mod locate;
+pub mod ruler;
 pub mod server;
 pub mod storage;
 pub mod targets;

@@ -1,6 +1,7 @@
 //! `osprey-collector`: the central server. Subcommands `check config`,
 //! `convert-prometheus-config` and `tsdb import-prometheus|import-openmetrics|analyze`; without
-//! one it opens the TSDB in `--data-dir`, runs discovery and scraping, and serves HTTP.
+//! one it opens the TSDB in `--data-dir`, runs discovery and scraping, evaluates the rules of
+//! `rule_files`, sends alerts (Alertmanagers and built-in routes), and serves HTTP.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -11,7 +12,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use osprey_collector::config::Config;
 use osprey_collector::convert::convert;
+use osprey_collector::ruler::{Ruler, RulerOptions};
 use osprey_collector::server::{AppState, ConfigSource, app, reload_on_sighup, shutdown_signal};
+use osprey_rules::group::RestoreOptions;
 
 /// Command line (see DESIGN.md's command-line contract).
 #[derive(Parser, Debug)]
@@ -41,6 +44,17 @@ struct Cli {
     /// Log format: logfmt or json.
     #[arg(long = "log.format", default_value = "logfmt")]
     log_format: String,
+    /// How far back `ALERTS_FOR_STATE` is read to restore `for` state after a restart.
+    #[arg(long = "rules.alert.for-outage-tolerance", default_value = "1h")]
+    for_outage_tolerance: osprey_discovery::PromDuration,
+    /// Minimum time an alert waits after a restart before firing; alerts whose `for` is shorter
+    /// are not restored (they wait their whole `for` again), as in Prometheus.
+    #[arg(long = "rules.alert.for-grace-period", default_value = "10m")]
+    for_grace_period: osprey_discovery::PromDuration,
+    /// The URL users reach the collector at (`$externalURL`, alerts' `generatorURL`); default
+    /// `http://<hostname>:<port>`.
+    #[arg(long = "web.external-url", default_value = "")]
+    external_url: String,
     #[command(subcommand)]
     cmd: Option<Cmd>,
 }
@@ -114,7 +128,40 @@ fn check_config(files: &[PathBuf]) -> ExitCode {
     for f in files {
         println!("Checking {}", f.display());
         match Config::load(f) {
-            Ok(c) => println!("  SUCCESS: {} scrape configs found\n", c.scrape_configs.len()),
+            Ok(c) => {
+                println!("  SUCCESS: {} scrape configs found", c.scrape_configs.len());
+                match osprey_collector::ruler::rule_files(&c.rule_files) {
+                    Ok(rf) => {
+                        println!("  SUCCESS: {} rule files found", rf.len());
+                        for r in &rf {
+                            match osprey_rules::manager::load_groups(
+                                std::slice::from_ref(r),
+                                c.global.evaluation_interval.0,
+                            ) {
+                                Ok(g) => println!(
+                                    "  SUCCESS: {}: {} groups, {} rules",
+                                    r.display(),
+                                    g.len(),
+                                    g.iter().map(|g| g.rules.len()).sum::<usize>()
+                                ),
+                                Err(errs) => {
+                                    for e in errs {
+                                        eprintln!("  FAILED: {e}");
+                                    }
+                                    ok = false;
+                                }
+                            }
+                        }
+                    }
+                    Err(errs) => {
+                        for e in errs {
+                            eprintln!("  FAILED: {e}");
+                        }
+                        ok = false;
+                    }
+                }
+                println!();
+            }
             Err(e) => {
                 eprintln!("  FAILED: {e}\n");
                 ok = false;
@@ -203,7 +250,21 @@ fn flags(cli: &Cli) -> BTreeMap<String, String> {
     f.insert("storage.tsdb.retention.size".into(), cli.retention_size.clone());
     f.insert("log.level".into(), cli.log_level.to_string().to_lowercase());
     f.insert("log.format".into(), cli.log_format.clone());
+    f.insert("rules.alert.for-outage-tolerance".into(), osprey_discovery::format_duration(cli.for_outage_tolerance.0));
+    f.insert("rules.alert.for-grace-period".into(), osprey_discovery::format_duration(cli.for_grace_period.0));
+    f.insert("web.external-url".into(), external_url(cli));
     f
+}
+
+/// `--web.external-url`, or `http://<hostname>:<port of --web.listen-address>`.
+fn external_url(cli: &Cli) -> String {
+    if !cli.external_url.is_empty() {
+        return cli.external_url.trim_end_matches('/').to_owned();
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map_or_else(|_| "localhost".into(), |h| h.trim().to_owned());
+    let port = cli.listen.rsplit_once(':').map_or("9090", |(_, p)| p);
+    format!("http://{host}:{port}")
 }
 
 fn open_db(cli: &Cli) -> Result<osprey_tsdb::Db, String> {
@@ -230,6 +291,16 @@ fn run(cli: &Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Rule files are loaded before anything binds: a bad one stops start-up with file:line.
+    let groups = match osprey_collector::ruler::load_rules(&cfg) {
+        Ok(g) => g,
+        Err(errs) => {
+            for e in errs {
+                eprintln!("error: loading rules: {e}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
     if let Err(e) = std::fs::create_dir_all(&cli.data_dir) {
         eprintln!("error: creating data dir {}: {e}", cli.data_dir.display());
         return ExitCode::FAILURE;
@@ -251,21 +322,33 @@ fn run(cli: &Cli) -> ExitCode {
     let debounce: Duration = cli.debounce.0;
     let listen = cli.listen.clone();
     let flags = flags(cli);
+    let ruler_opts = RulerOptions {
+        restore: RestoreOptions { outage_tolerance: cli.for_outage_tolerance.0, grace_period: cli.for_grace_period.0 },
+        external_url: external_url(cli),
+        notify_state: cli.data_dir.join("notify-state.json"),
+        debounce,
+    };
     let res: Result<(), String> = rt.block_on(async move {
         // The query API (`/api/v1/query`, …) reads the same TSDB; `/api/v1/status/config` and
         // `/api/v1/status/flags` are the server's own (they follow reloads).
-        let api = osprey_collector::api::router(osprey_collector::api::ApiState::new(
+        let api_state = osprey_collector::api::ApiState::new(
             Arc::clone(&db),
             osprey_promql::Engine::new(osprey_promql::EngineOptions::default()),
-        ));
+        );
+        let engine = Arc::clone(&api_state.engine);
+        let api = osprey_collector::api::router(api_state);
+        // Rules evaluate with the query API's engine over the same TSDB.
+        let ruler = Ruler::start(Arc::clone(&db), engine, &cfg, groups, ruler_opts)?;
+        let rules_api = osprey_collector::ruler::http::router(Arc::clone(&ruler));
         let st = AppState::start(source, cfg, text, debounce, db, flags);
+        let _ = st.ruler.set(ruler);
         tokio::spawn(reload_on_sighup(st.clone()));
         let listeners = agent_core::http::bind(std::slice::from_ref(&listen)).await?;
         tracing::info!(address = %listen, "listening");
         let mut tasks = tokio::task::JoinSet::new();
         let (tx, rx) = tokio::sync::watch::channel(false);
         for l in listeners {
-            let app = app(st.clone(), [api.clone()]);
+            let app = app(st.clone(), [api.clone(), rules_api.clone()]);
             let mut rx = rx.clone();
             tasks.spawn(async move {
                 axum::serve(l, app)

@@ -74,6 +74,8 @@ pub struct AppState {
     pub flags: BTreeMap<String, String>,
     /// Serializes `resync` so that a reload and a discovery update do not interleave.
     sync_lock: tokio::sync::Mutex<()>,
+    /// The rule evaluator, once started (reloads reload its rules; `/metrics` shows its metrics).
+    pub ruler: std::sync::OnceLock<Arc<crate::ruler::Ruler>>,
 }
 
 impl AppState {
@@ -101,15 +103,22 @@ impl AppState {
             relabel: RelabelCache::default(),
             flags,
             sync_lock: tokio::sync::Mutex::new(()),
+            ruler: std::sync::OnceLock::new(),
         });
         tokio::spawn(follow_discovery(Arc::downgrade(&st), st.manager.subscribe()));
         st
     }
 
-    /// Reloads the config; on error the running one is kept. Targets whose job settings and
-    /// labels are unchanged keep their scrape loops.
+    /// Reloads the config; on error (in the config or in any rule file) the running one is
+    /// kept, rules included. Targets whose job settings and labels are unchanged keep their
+    /// scrape loops.
     pub async fn reload(&self) -> Result<(), String> {
         let (c, text) = self.source.load()?;
+        if let Some(r) = self.ruler.get() {
+            let groups = crate::ruler::load_rules(&c)
+                .map_err(|e| format!("loading rules: {}", crate::ruler::join_errors(&e)))?;
+            r.apply(&c, groups)?;
+        }
         self.manager.apply(sd_configs(&c));
         *self.config.write().expect("config lock") = (Arc::new(c), text);
         tracing::info!("configuration reloaded");
@@ -207,7 +216,10 @@ pub fn app(st: Arc<AppState>, extra: impl IntoIterator<Item = axum::Router>) -> 
 async fn reload(State(st): State<Arc<AppState>>) -> Response {
     match st.reload().await {
         Ok(()) => StatusCode::OK.into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("failed to reload config: {e}\n")).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "reload failed; keeping the running configuration");
+            (StatusCode::INTERNAL_SERVER_ERROR, format!("failed to reload config: {e}\n")).into_response()
+        }
     }
 }
 

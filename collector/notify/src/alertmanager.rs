@@ -85,6 +85,8 @@ pub struct Stats {
 /// The client.
 pub struct Notifier {
     cfg: Config,
+    /// The Alertmanager base URLs currently sent to (discovery replaces them).
+    targets: Mutex<Vec<String>>,
     client: reqwest::Client,
     queue: Mutex<VecDeque<AmAlert>>,
     /// Counters.
@@ -96,7 +98,9 @@ fn provider() -> Arc<CryptoProvider> {
     P.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider())).clone()
 }
 
-fn build_client(cfg: &Config) -> Result<reqwest::Client, String> {
+/// An HTTP client with rustls, `cfg.ca_file` (or the system roots) and `cfg.timeout`; the
+/// built-in receivers use it too.
+pub fn build_client(cfg: &Config) -> Result<reqwest::Client, String> {
     let mut roots = RootCertStore::empty();
     match &cfg.ca_file {
         Some(p) => {
@@ -125,7 +129,23 @@ impl Notifier {
     /// Creates the client.
     pub fn new(cfg: Config) -> Result<Self, String> {
         let client = build_client(&cfg)?;
-        Ok(Self { cfg, client, queue: Mutex::new(VecDeque::new()), stats: Stats::default() })
+        let targets = Mutex::new(cfg.alertmanagers.clone());
+        Ok(Self { cfg, targets, client, queue: Mutex::new(VecDeque::new()), stats: Stats::default() })
+    }
+
+    /// Replaces the Alertmanager base URLs (from discovery); queued alerts go to the new set.
+    pub fn set_alertmanagers(&self, urls: Vec<String>) {
+        *self.targets.lock().expect("targets lock") = urls;
+    }
+
+    /// The Alertmanager base URLs currently sent to.
+    pub fn alertmanagers(&self) -> Vec<String> {
+        self.targets.lock().expect("targets lock").clone()
+    }
+
+    /// The configured queue capacity.
+    pub fn queue_capacity(&self) -> usize {
+        self.cfg.queue_capacity
     }
 
     /// Queues alerts (after relabelling); beyond capacity the oldest are dropped and counted.
@@ -166,7 +186,7 @@ impl Notifier {
                 return ok_batches;
             }
             let mut any = false;
-            for am in &self.cfg.alertmanagers {
+            for am in &self.alertmanagers() {
                 match self.post(am, &batch).await {
                     Ok(()) => {
                         any = true;

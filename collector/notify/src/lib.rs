@@ -5,3 +5,6 @@
 pub mod alertmanager;
 pub mod receivers;
 pub mod route;
+
+/// The HTTP client type the receivers post with (see [`alertmanager::build_client`]).
+pub type HttpClient = reqwest::Client;
