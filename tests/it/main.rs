@@ -7,6 +7,7 @@ mod cgroup;
 mod collector_api;
 mod collector_discovery;
 mod collector_e2e;
+mod collector_rules;
 mod filesystem_hung;
 mod harness;
 mod node_exporter_e2e;
