@@ -555,3 +555,66 @@ fn rules_api_filters_and_recording_rule_output() {
     assert_eq!(g["name"], "other");
     assert_eq!(g["interval"], 2.0);
 }
+
+/// The structure of a JSON value: object keys with their shapes, each array element's shape,
+/// leaf types. Two bodies with equal shapes have the same fields of the same JSON types.
+fn shape(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), shape(v))).collect()),
+        Value::Array(a) => Value::Array(a.iter().map(shape).collect()),
+        Value::String(_) => "string".into(),
+        Value::Number(_) => "number".into(),
+        Value::Bool(_) => "bool".into(),
+        Value::Null => "null".into(),
+    }
+}
+
+#[test]
+fn rules_and_alerts_json_match_real_prometheus_on_the_same_rules_and_data() {
+    let Some(prom) = peer("prometheus") else { return };
+    let dir = TempDir::new("rules-vs-prom");
+    let fake = Fake::start("value 7\n");
+    write_config(&dir, fake.port, "");
+    let rules = "groups:\n- name: g\n  rules:\n  - record: job:value:sum\n    expr: sum by (job) (value)\n  - alert: ValueHigh\n    expr: value > 5\n    for: 2s\n    labels: {severity: page}\n    annotations: {summary: '{{ $labels.instance }} has {{ $value }}'}\n";
+    std::fs::write(dir.join("rules/r.yml"), rules).unwrap();
+    std::fs::write(
+        dir.join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n  external_labels: {{cluster: test}}\nrule_files: [\"{}\"]\nscrape_configs:\n- job_name: fake\n  static_configs: [{{targets: ['127.0.0.1:{}']}}]\n",
+            dir.join("rules/r.yml").display(),
+            fake.port
+        ),
+    )
+    .unwrap();
+    let pport = free_port();
+    let pargs = vec![
+        format!("--config.file={}", dir.join("prometheus.yml").display()),
+        format!("--storage.tsdb.path={}", dir.join("prom-data").display()),
+        format!("--web.listen-address=127.0.0.1:{pport}"),
+    ];
+    let p = Proc::start(&prom, &pargs, pport, "/-/ready", &dir);
+    let c = start_collector(&dir, &[]);
+    let firing = |port: u16| {
+        let a = get_json(port, "/api/v1/alerts");
+        (a["data"]["alerts"][0]["state"] == "firing").then_some(a)
+    };
+    let theirs = eventually(Duration::from_secs(30), || firing(p.port)).expect("Prometheus fires");
+    let ours = eventually(Duration::from_secs(30), || firing(c.port)).expect("we fire");
+    assert_eq!(shape(&ours), shape(&theirs), "/api/v1/alerts shape\nours:   {ours}\ntheirs: {theirs}");
+    let (a, b) = (&ours["data"]["alerts"][0], &theirs["data"]["alerts"][0]);
+    assert_eq!(a["labels"], b["labels"], "same alert labels");
+    assert_eq!(a["annotations"], b["annotations"], "same rendered annotations");
+    assert_eq!(a["value"], b["value"]);
+    let ours = get_json(c.port, "/api/v1/rules");
+    let theirs = get_json(p.port, "/api/v1/rules");
+    assert_eq!(shape(&ours), shape(&theirs), "/api/v1/rules shape\nours:   {ours}\ntheirs: {theirs}");
+    let (og, tg) = (&ours["data"]["groups"][0], &theirs["data"]["groups"][0]);
+    for k in ["name", "file", "interval", "limit"] {
+        assert_eq!(og[k], tg[k], "group {k}");
+    }
+    for i in 0..2 {
+        for k in ["name", "query", "labels", "type", "health", "state", "duration", "annotations"] {
+            assert_eq!(og["rules"][i][k], tg["rules"][i][k], "rule {i} {k}");
+        }
+    }
+}

@@ -54,6 +54,11 @@ pub fn api_float(v: f64) -> String {
     }
 }
 
+/// A float as Go's `encoding/json` writes it: whole numbers without a fraction (`1`, not `1.0`).
+pub fn go_number(v: f64) -> Value {
+    if v.fract() == 0.0 && v.abs() < 1e15 { json!(v as i64) } else { json!(v) }
+}
+
 fn alert_json(a: &Alert) -> Value {
     let mut v = json!({
         "labels": a.labels,
@@ -70,7 +75,7 @@ fn alert_json(a: &Alert) -> Value {
 
 fn status_fields(v: &mut Value, st: &RuleStatus) {
     v["health"] = json!(st.health);
-    v["evaluationTime"] = json!(st.eval_duration.as_secs_f64());
+    v["evaluationTime"] = go_number(st.eval_duration.as_secs_f64());
     v["lastEvaluation"] = json!(st.last_eval_ms.map_or_else(|| ZERO_TIME.to_string(), rfc3339));
     if let Some(e) = &st.last_error {
         v["lastError"] = json!(e);
@@ -95,7 +100,12 @@ pub fn rules_data(groups: &[RuleGroup], f: &RulesFilter) -> Value {
                     {
                         continue;
                     }
-                    json!({"name": name, "query": expr, "labels": labels, "type": "recording"})
+                    // Prometheus's recording rule `labels` is `omitempty`.
+                    let mut v = json!({"name": name, "query": expr, "type": "recording"});
+                    if !labels.is_empty() {
+                        v["labels"] = json!(labels);
+                    }
+                    v
                 }
                 Rule::Alerting(a) => {
                     if f.kind.as_deref() == Some("record")
@@ -113,7 +123,8 @@ pub fn rules_data(groups: &[RuleGroup], f: &RulesFilter) -> Value {
                     };
                     let mut v = json!({
                         "state": state, "name": a.name, "query": a.expr,
-                        "duration": a.hold.as_secs_f64(), "keepFiringFor": a.keep_firing_for.as_secs_f64(),
+                        "duration": go_number(a.hold.as_secs_f64()),
+                        "keepFiringFor": go_number(a.keep_firing_for.as_secs_f64()),
                         "labels": a.labels, "annotations": a.annotations, "type": "alerting",
                     });
                     if !f.exclude_alerts {
@@ -130,8 +141,8 @@ pub fn rules_data(groups: &[RuleGroup], f: &RulesFilter) -> Value {
         }
         out.push(json!({
             "name": g.spec.name, "file": file, "rules": rules,
-            "interval": g.interval.as_secs_f64(), "limit": g.spec.limit,
-            "evaluationTime": g.metrics.last_duration.as_secs_f64(),
+            "interval": go_number(g.interval.as_secs_f64()), "limit": g.spec.limit,
+            "evaluationTime": go_number(g.metrics.last_duration.as_secs_f64()),
             "lastEvaluation": if g.metrics.iterations == 0 { ZERO_TIME.to_string() } else { rfc3339(g.metrics.last_eval_ms) },
         }));
     }
