@@ -8,6 +8,7 @@
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -21,6 +22,8 @@ use crate::harness::{Proc, TempDir, built_bin, eventually, free_port, http_get, 
 struct Recorded {
     path: String,
     body: String,
+    /// The `Authorization` header, if any.
+    auth: Option<String>,
 }
 
 /// A scrape target whose `/metrics` body the test sets, which also records every POST
@@ -39,15 +42,18 @@ fn handle(mut s: TcpStream, metrics: &Mutex<String>, posts: &Mutex<Vec<Recorded>
     let mut parts = line.split_whitespace();
     let (method, path) = (parts.next().unwrap_or("").to_owned(), parts.next().unwrap_or("").to_owned());
     let mut len = 0usize;
+    let mut auth = None;
     loop {
         let mut h = String::new();
         if r.read_line(&mut h)? == 0 || h == "\r\n" {
             break;
         }
-        if let Some((k, v)) = h.split_once(':')
-            && k.eq_ignore_ascii_case("content-length")
-        {
-            len = v.trim().parse().unwrap_or(0);
+        if let Some((k, v)) = h.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                len = v.trim().parse().unwrap_or(0);
+            } else if k.eq_ignore_ascii_case("authorization") {
+                auth = Some(v.trim().to_owned());
+            }
         }
     }
     let mut body = vec![0; len];
@@ -55,7 +61,7 @@ fn handle(mut s: TcpStream, metrics: &Mutex<String>, posts: &Mutex<Vec<Recorded>
     let (ctype, out) = if method == "GET" {
         ("text/plain; version=0.0.4", metrics.lock().unwrap().clone())
     } else {
-        posts.lock().unwrap().push(Recorded { path, body: String::from_utf8_lossy(&body).into_owned() });
+        posts.lock().unwrap().push(Recorded { path, body: String::from_utf8_lossy(&body).into_owned(), auth });
         ("application/json", "{\"ok\":true}".to_owned())
     };
     write!(
@@ -617,4 +623,98 @@ fn rules_and_alerts_json_match_real_prometheus_on_the_same_rules_and_data() {
             assert_eq!(og["rules"][i][k], tg["rules"][i][k], "rule {i} {k}");
         }
     }
+}
+
+/// A dnsmasq serving `records` on 127.0.0.1:`port`, killed on drop.
+struct Dnsmasq(std::process::Child);
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn dns_discovered_alertmanager_gets_relabeled_alerts_in_batches_with_basic_auth() {
+    let Some(dnsmasq) =
+        Some(Path::new("/usr/sbin/dnsmasq").to_path_buf()).filter(|p| p.is_file()).or_else(|| peer("dnsmasq"))
+    else {
+        return;
+    };
+    let dir = TempDir::new("rules-am-dns");
+    let dns_port = free_port();
+    let child = Command::new(&dnsmasq)
+        .args([
+            "--keep-in-foreground",
+            "--no-resolv",
+            "--no-hosts",
+            "--conf-file=/dev/null",
+            "--pid-file=",
+            "--bind-interfaces",
+            "--listen-address=127.0.0.1",
+            &format!("--port={dns_port}"),
+            "--host-record=am.alerting.test,127.0.0.1",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting dnsmasq");
+    let _dns = Dnsmasq(child);
+    assert!(eventually(Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", dns_port)).ok()).is_some());
+    // The fake stands in for the Alertmanager (it records every POST) and is the scrape target.
+    let fake = Fake::start(&ten_series(1));
+    write_config(
+        &dir,
+        fake.port,
+        &format!(
+            r#"
+[alerting]
+batch_size = 4
+alert_relabel_configs = [
+  {{ source_labels = ["disk"], regex = "sd9", action = "drop" }},
+  {{ target_label = "team", replacement = "storage" }},
+]
+[[alerting.alertmanagers]]
+path_prefix = "/am"
+basic_auth = {{ username = "osprey", password = "s3cret" }}
+dns_sd_configs = [{{ names = ["am.alerting.test"], type = "A", port = {}, refresh_interval = "1s", nameservers = ["127.0.0.1:{dns_port}"] }}]
+"#,
+            fake.port
+        ),
+    );
+    std::fs::write(dir.join("rules/disk.yml"), RECEIVERS_RULES).unwrap();
+    let c = start_collector(&dir, &[]);
+    let path = "/am/api/v2/alerts";
+    let disks = || -> std::collections::BTreeSet<String> {
+        fake.posts_to(path)
+            .iter()
+            .flat_map(|b| b.as_array().cloned().unwrap_or_default())
+            .map(|a| a["labels"]["disk"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    let want: std::collections::BTreeSet<String> = (0..9).map(|i| format!("sd{i}")).collect();
+    assert!(
+        eventually(Duration::from_secs(20), || (disks() == want).then_some(())).is_some(),
+        "alerts at the discovered Alertmanager: {:?}\n{}",
+        disks(),
+        c.log_text()
+    );
+    let posts = fake.posts_to(path);
+    assert!(posts.len() >= 3, "9 alerts in batches of at most 4: {} posts", posts.len());
+    for b in &posts {
+        let a = b.as_array().unwrap();
+        assert!(!a.is_empty() && a.len() <= 4, "batch of {}", a.len());
+        for x in a {
+            assert_eq!(x["labels"]["team"], "storage");
+            assert_eq!(x["labels"]["cluster"], "test");
+        }
+    }
+    let auths: Vec<Option<String>> =
+        fake.posts.lock().unwrap().iter().filter(|r| r.path == path).map(|r| r.auth.clone()).collect();
+    // base64("osprey:s3cret")
+    assert!(auths.iter().all(|a| a.as_deref() == Some("Basic b3NwcmV5OnMzY3JldA==")), "{auths:?}");
+    let m = http_get(c.port, "/metrics").unwrap().text();
+    assert!(m.contains("prometheus_notifications_alertmanagers_discovered 1"), "{m}");
+    assert!(!m.contains("prometheus_notifications_dropped_total 0\n"), "the relabel drop is counted: {m}");
 }
