@@ -85,8 +85,18 @@ pub fn load_rules(cfg: &Config) -> Result<Vec<RuleGroup>, Vec<String>> {
     if errs.is_empty() { Ok(groups) } else { Err(errs) }
 }
 
+/// The parts of the configuration the notification side is built from.
+type NotifySettings =
+    (Option<crate::config::AlertingConfig>, Option<crate::config::NotifyConfig>, osprey_discovery::Labels);
+
+fn notify_settings(cfg: &Config) -> NotifySettings {
+    (cfg.alerting.clone(), cfg.notify.clone(), cfg.global.external_labels.clone())
+}
+
 struct Running {
     groups: Vec<Arc<Mutex<RuleGroup>>>,
+    /// What `notify` was built from; an unchanged reload keeps it (its queues and groups).
+    notify_settings: NotifySettings,
     tasks: Vec<JoinHandle<()>>,
     ctx: Arc<RuleContext>,
     resend_delay: Duration,
@@ -122,6 +132,7 @@ impl Ruler {
             engine,
             running: Mutex::new(Running {
                 groups: Vec::new(),
+                notify_settings: notify_settings(cfg),
                 tasks: Vec::new(),
                 ctx: Arc::new(RuleContext::default()),
                 resend_delay: Duration::from_secs(60),
@@ -157,6 +168,7 @@ impl Ruler {
         if let Some(n) = notify {
             n.adopt_silences(&r.notify);
             r.notify = Arc::new(n);
+            r.notify_settings = notify_settings(cfg);
         }
         r.ctx = Arc::new(RuleContext {
             external_labels: cfg.global.external_labels.clone(),
@@ -255,4 +267,31 @@ pub fn generator_url(external_url: &str, expr: &str) -> String {
         }
     }
     format!("{}/graph?g0.expr={enc}&g0.tab=1", external_url.trim_end_matches('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generator_url_escapes_the_expression() {
+        assert_eq!(
+            generator_url("http://h:9090/", "up{job=\"a b\"} > 0"),
+            "http://h:9090/graph?g0.expr=up%7Bjob%3D%22a%20b%22%7D%20%3E%200&g0.tab=1"
+        );
+    }
+
+    #[test]
+    fn rule_file_globs_expand_sorted_once_and_empty_matches_are_fine() {
+        let dir = std::env::temp_dir().join(format!("osprey-ruler-globs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in ["b.yml", "a.yml", "c.txt"] {
+            std::fs::write(dir.join(f), "groups: []\n").unwrap();
+        }
+        let d = dir.display();
+        let got = rule_files(&[format!("{d}/*.yml"), format!("{d}/a.yml"), format!("{d}/none/*.yml")]).unwrap();
+        assert_eq!(got, [dir.join("a.yml"), dir.join("b.yml")]);
+        assert!(rule_files(&[format!("{d}/[")]).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -285,3 +285,28 @@ async fn dispatch_loop(d: Arc<Mutex<Dispatcher>>, client: osprey_notify::HttpCli
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use osprey_discovery::TargetGroup;
+
+    #[test]
+    fn alertmanager_urls_follow_scheme_prefix_and_relabeling() {
+        let mut am: AlertmanagerConfig = toml::from_str(
+            "scheme = \"https\"\npath_prefix = \"/am/\"\nrelabel_configs = [{ source_labels = [\"__address__\"], regex = \"drop.*\", action = \"drop\" }]\n",
+        )
+        .unwrap();
+        let t = |a: &str| Labels::from([("__address__".to_owned(), a.to_owned())]);
+        let groups = vec![TargetGroup {
+            source: "0".into(),
+            targets: vec![t("a:9093"), t("drop-me:9093"), t("a:9093")],
+            labels: Labels::new(),
+        }];
+        assert_eq!(alertmanager_urls(&am, &groups), ["https://a:9093/am"]);
+        am.relabel_configs.clear();
+        am.scheme = "http".into();
+        am.path_prefix = String::new();
+        assert_eq!(alertmanager_urls(&am, &groups), ["http://a:9093", "http://drop-me:9093"]);
+    }
+}
