@@ -443,6 +443,13 @@ fn silences_api_mutes_builtin_notifications() {
         assert!(fake.posts.lock().unwrap().is_empty(), "silenced alerts notified: {:?}", fake.posts.lock().unwrap());
         std::thread::sleep(Duration::from_millis(200));
     }
+    // Silences survive a restart (kill -9).
+    drop(c);
+    let c = start_collector(&dir, &[]);
+    assert_eq!(get_json(c.port, "/api/v1/silences")["data"][0]["id"], id.as_str(), "silence lost in restart");
+    assert!(eventually(Duration::from_secs(20), || (alerts(&c).len() == 10).then_some(())).is_some());
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(fake.posts.lock().unwrap().is_empty(), "silenced after restart: {:?}", fake.posts.lock().unwrap());
     let r = http_request(c.port, "DELETE", &format!("/api/v1/silences/{id}"), &[]).unwrap();
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(http_request(c.port, "DELETE", &format!("/api/v1/silences/{id}"), &[]).unwrap().status, 404);

@@ -108,14 +108,18 @@ async fn add_silence(State(r): State<Arc<Ruler>>, body: axum::body::Bytes) -> Re
     }
     let n = r.notifications();
     let Some(d) = &n.dispatcher else { return bad_data(NO_ROUTES) };
+    // Ids unique across restarts (silences are persisted): time and a process-wide counter.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let id = d.lock().expect("dispatcher lock").add_silence(Silence {
-        id: String::new(),
+        id: format!("{:x}-{seq}", wall_clock_ms()),
         matchers: s.matchers,
         starts_at_ms: start,
         ends_at_ms: end,
         created_by: s.created_by,
         comment: s.comment,
     });
+    n.save_silences();
     reply(StatusCode::OK, &json!({"status": "success", "data": {"silenceId": id}}))
 }
 
@@ -137,7 +141,9 @@ async fn list_silences(State(r): State<Arc<Ruler>>) -> Response {
 async fn delete_silence(State(r): State<Arc<Ruler>>, Path(id): Path<String>) -> Response {
     let n = r.notifications();
     let Some(d) = &n.dispatcher else { return bad_data(NO_ROUTES) };
-    if d.lock().expect("dispatcher lock").delete_silence(&id) {
+    let deleted = d.lock().expect("dispatcher lock").delete_silence(&id);
+    if deleted {
+        n.save_silences();
         reply(StatusCode::OK, &json!({"status": "success"}))
     } else {
         reply(

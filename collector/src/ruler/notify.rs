@@ -33,6 +33,8 @@ pub struct Notifications {
     pub notifiers: Vec<Arc<Notifier>>,
     /// The built-in dispatcher and its receivers, when `[notify]` has routes.
     pub dispatcher: Option<Arc<Mutex<Dispatcher>>>,
+    /// Where silences are kept across restarts (beside the dispatcher's state file).
+    silences_file: Option<PathBuf>,
     client: Option<osprey_notify::HttpClient>,
     external_labels: Labels,
     relabel_configs: Vec<osprey_discovery::RelabelConfig>,
@@ -148,17 +150,22 @@ impl Notifications {
             Some(m)
         };
         let notify = cfg.notify.clone().unwrap_or_default();
-        let (dispatcher, client) = if notify.routes.is_empty() {
-            (None, None)
+        let (dispatcher, client, silences_file) = if notify.routes.is_empty() {
+            (None, None, None)
         } else {
             let state = notify.state_file.clone().unwrap_or(default_state);
-            let d = Arc::new(Mutex::new(Dispatcher::new(notify.routes.clone(), Some(state), external_url)));
+            let silences_file = state.with_extension("silences.json");
+            let mut d = Dispatcher::new(notify.routes.clone(), Some(state), external_url);
+            for s in load_silences(&silences_file) {
+                d.add_silence(s);
+            }
             let client = build_client(&AmClientConfig::default())?;
-            (Some(d), Some(client))
+            (Some(Arc::new(Mutex::new(d))), Some(client), Some(silences_file))
         };
         let mut me = Self {
             notifiers,
             dispatcher,
+            silences_file,
             client,
             external_labels: cfg.global.external_labels.clone(),
             relabel_configs: alerting.alert_relabel_configs.clone(),
@@ -218,6 +225,21 @@ impl Notifications {
         }
     }
 
+    /// Writes the current silences next to the dispatcher's state (atomically), so they
+    /// survive a restart.
+    pub fn save_silences(&self) {
+        let (Some(d), Some(p)) = (&self.dispatcher, &self.silences_file) else { return };
+        let list = d.lock().expect("dispatcher lock").silences.clone();
+        let tmp = p.with_extension("tmp");
+        let res = serde_json::to_vec(&list)
+            .map_err(std::io::Error::other)
+            .and_then(|b| std::fs::write(&tmp, b))
+            .and_then(|()| std::fs::rename(&tmp, p));
+        if let Err(e) = res {
+            tracing::error!(file = %p.display(), error = %e, "saving silences failed");
+        }
+    }
+
     /// `prometheus_notifications_*` in the text format.
     pub fn metrics_text(&self) -> String {
         let mut out = String::new();
@@ -263,6 +285,18 @@ impl Notifications {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
         }
         out
+    }
+}
+
+/// Silences saved by [`Notifications::save_silences`]; expired ones are dropped by the
+/// dispatcher. A missing file is no silences; an unreadable one is logged and ignored.
+fn load_silences(p: &std::path::Path) -> Vec<osprey_notify::route::Silence> {
+    match std::fs::read(p) {
+        Ok(b) => serde_json::from_slice(&b).unwrap_or_else(|e| {
+            tracing::error!(file = %p.display(), error = %e, "ignoring unreadable silences file");
+            Vec::new()
+        }),
+        Err(_) => Vec::new(),
     }
 }
 
