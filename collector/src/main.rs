@@ -47,9 +47,10 @@ struct Cli {
     /// How far back `ALERTS_FOR_STATE` is read to restore `for` state after a restart.
     #[arg(long = "rules.alert.for-outage-tolerance", default_value = "1h")]
     for_outage_tolerance: osprey_discovery::PromDuration,
-    /// Minimum time an alert waits after a restart before firing; alerts whose `for` is shorter
-    /// are not restored (they wait their whole `for` again), as in Prometheus.
-    #[arg(long = "rules.alert.for-grace-period", default_value = "10m")]
+    /// Minimum time a restored alert waits after a restart before firing; alerts whose `for` is
+    /// shorter are not restored (they wait their whole `for` again). Prometheus's default is
+    /// 10m; ours is 0s so that a pending timer resumes where it stopped (plus the downtime).
+    #[arg(long = "rules.alert.for-grace-period", default_value = "0s")]
     for_grace_period: osprey_discovery::PromDuration,
     /// The URL users reach the collector at (`$externalURL`, alerts' `generatorURL`); default
     /// `http://<hostname>:<port>`.

@@ -264,9 +264,8 @@ fn pending_alert_fires_at_its_original_deadline_after_kill_9() {
         "groups:\n- name: q\n  rules:\n  - alert: QueueBacklog\n    expr: queue_depth > 10\n    for: 10s\n",
     )
     .unwrap();
-    // Restore only applies to `for` at least the grace period (as Prometheus); 1s here.
-    let flags = ["--rules.alert.for-grace-period=1s"];
-    let mut c = start_collector(&dir, &flags);
+    // The default grace period (0s): the timer resumes.
+    let mut c = start_collector(&dir, &[]);
     let active_at = eventually(Duration::from_secs(20), || for_state(&c, "QueueBacklog"))
         .unwrap_or_else(|| panic!("never pending: {:?}\n{}", alerts(&c), c.log_text()));
     // Let it pend for about 5 of its 10 seconds, then kill -9.
@@ -276,7 +275,7 @@ fn pending_alert_fires_at_its_original_deadline_after_kill_9() {
     c.child.kill().unwrap();
     c.child.wait().unwrap();
     let killed_at = now_s();
-    let c = start_collector(&dir, &flags);
+    let c = start_collector(&dir, &[]);
     let ready_at = now_s();
     let fired_seen =
         eventually(Duration::from_secs(30), || (state_of(&c, "QueueBacklog").as_deref() == Some("firing")).then(now_s))
