@@ -27,6 +27,10 @@ struct Recorded {
     body: String,
     /// The `Authorization` header, if any.
     auth: Option<String>,
+    /// Answered with 500 (see [`Fake::fail_posts`]).
+    failed: bool,
+    /// When it arrived.
+    at: Instant,
 }
 
 /// A scrape target whose `/metrics` body the test sets, which also records every POST
@@ -35,9 +39,16 @@ struct Fake {
     port: u16,
     metrics: Arc<Mutex<String>>,
     posts: Arc<Mutex<Vec<Recorded>>>,
+    /// The next this many POSTs are answered with 500.
+    fail_posts: Arc<std::sync::atomic::AtomicUsize>,
 }
 
-fn handle(mut s: TcpStream, metrics: &Mutex<String>, posts: &Mutex<Vec<Recorded>>) -> std::io::Result<()> {
+fn handle(
+    mut s: TcpStream,
+    metrics: &Mutex<String>,
+    posts: &Mutex<Vec<Recorded>>,
+    fail: &std::sync::atomic::AtomicUsize,
+) -> std::io::Result<()> {
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut r = BufReader::new(s.try_clone()?);
     let mut line = String::new();
@@ -64,8 +75,19 @@ fn handle(mut s: TcpStream, metrics: &Mutex<String>, posts: &Mutex<Vec<Recorded>
     let (ctype, out) = if method == "GET" {
         ("text/plain; version=0.0.4", metrics.lock().unwrap().clone())
     } else {
-        posts.lock().unwrap().push(Recorded { path, body: String::from_utf8_lossy(&body).into_owned(), auth });
-        ("application/json", "{\"ok\":true}".to_owned())
+        let failed = fail
+            .fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, |n| {
+                n.checked_sub(1)
+            })
+            .is_ok();
+        posts.lock().unwrap().push(Recorded {
+            path,
+            body: String::from_utf8_lossy(&body).into_owned(),
+            auth,
+            failed,
+            at: Instant::now(),
+        });
+        ("application/json", if failed { FAIL_SCRAPE.to_owned() } else { "{\"ok\":true}".to_owned() })
     };
     let status = if out == FAIL_SCRAPE { "500 Internal Server Error" } else { "200 OK" };
     write!(
@@ -82,16 +104,17 @@ impl Fake {
         let port = l.local_addr().expect("addr").port();
         let metrics = Arc::new(Mutex::new(metrics.to_owned()));
         let posts = Arc::new(Mutex::new(Vec::new()));
-        let (m, p) = (Arc::clone(&metrics), Arc::clone(&posts));
+        let fail_posts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (m, p, f) = (Arc::clone(&metrics), Arc::clone(&posts), Arc::clone(&fail_posts));
         std::thread::spawn(move || {
             for s in l.incoming().flatten() {
-                let (m, p) = (Arc::clone(&m), Arc::clone(&p));
+                let (m, p, f) = (Arc::clone(&m), Arc::clone(&p), Arc::clone(&f));
                 std::thread::spawn(move || {
-                    let _ = handle(s, &m, &p);
+                    let _ = handle(s, &m, &p, &f);
                 });
             }
         });
-        Self { port, metrics, posts }
+        Self { port, metrics, posts, fail_posts }
     }
 
     fn set(&self, metrics: &str) {
@@ -843,4 +866,49 @@ fn same_alerts_pend_fire_and_resolve_as_in_real_prometheus_on_a_scripted_fleet()
         assert_eq!(oa["labels"], ta["labels"], "{name} labels");
         assert_eq!(oa["annotations"], ta["annotations"], "{name} annotations");
     }
+}
+
+#[test]
+fn webhook_retries_5xx_with_backoff_and_repeats_after_repeat_interval() {
+    let dir = TempDir::new("rules-retry");
+    let fake = Fake::start("value 7\n");
+    fake.fail_posts.store(2, std::sync::atomic::Ordering::SeqCst);
+    write_config(
+        &dir,
+        fake.port,
+        &format!(
+            "[[notify.receiver]]\ntype = \"webhook\"\nname = \"hook\"\nurl = \"http://127.0.0.1:{}/hook\"\n[[notify.route]]\nreceiver = \"hook\"\ngroup_wait = 1\ngroup_interval = 1\nrepeat_interval = 4\n",
+            fake.port
+        ),
+    );
+    std::fs::write(dir.join("rules/r.yml"), GOOD_RULES).unwrap();
+    let c = start_collector(&dir, &[]);
+    let attempts = || -> Vec<(bool, Instant)> {
+        fake.posts.lock().unwrap().iter().filter(|r| r.path == "/hook").map(|r| (r.failed, r.at)).collect()
+    };
+    // Two 500s, then the third attempt (after 1s and 2s of backoff) is accepted.
+    assert!(
+        eventually(Duration::from_secs(30), || (attempts().len() >= 3).then_some(())).is_some(),
+        "attempts: {:?}\n{}",
+        attempts(),
+        c.log_text()
+    );
+    let a = attempts();
+    assert_eq!([a[0].0, a[1].0, a[2].0], [true, true, false], "two failures then success");
+    // Exponential backoff: 1s, then 2s.
+    assert!(a[1].1.duration_since(a[0].1) >= Duration::from_millis(900), "{a:?}");
+    assert!(a[2].1.duration_since(a[1].1) >= Duration::from_millis(1900), "{a:?}");
+    let bodies = fake.posts_to("/hook");
+    assert_eq!(bodies[0], bodies[2], "the same notification is retried");
+    // Still firing: the group is notified again after repeat_interval (4s), not before.
+    assert!(
+        eventually(Duration::from_secs(20), || (attempts().len() >= 4).then_some(())).is_some(),
+        "no repeat notification"
+    );
+    // repeat_interval counts from when the notification was first dispatched.
+    let a = attempts();
+    assert!(a[3].1.duration_since(a[0].1) >= Duration::from_millis(3900), "repeated too early: {a:?}");
+    let bodies = fake.posts_to("/hook");
+    assert_eq!(bodies[3]["status"], "firing");
+    assert_eq!(bodies[3]["alerts"], bodies[2]["alerts"]);
 }
