@@ -154,6 +154,10 @@ chat_id = -100
 receiver = "ops"
 matchers = ['severity="page"']
 group_by = ["alertname"]
+[[notify.route]]
+receiver = "ops"
+group_wait = "10s"
+repeat_interval = "1h30m"
 "#,
     )
     .expect("ok");
@@ -167,6 +171,10 @@ group_by = ["alertname"]
     );
     let n = c.notify.expect("notify");
     assert_eq!(n.routes[0].group_wait, 30, "Alertmanager's default group_wait");
+    assert_eq!((n.routes[1].group_wait, n.routes[1].repeat_interval), (10, 5400), "durations as strings");
+    let e = parse("[[notify.receiver]]\ntype = \"webhook\"\nname = \"a\"\nurl = \"http://x\"\n[[notify.route]]\nreceiver = \"a\"\ngroup_wait = \"5 minutes\"\n")
+        .expect_err("bad duration");
+    assert!(e.to_string().contains("invalid duration \"5 minutes\""), "{e}");
     assert!(n.receiver("ops").is_some());
 }
 

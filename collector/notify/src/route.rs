@@ -75,7 +75,8 @@ impl Matcher {
     }
 }
 
-/// A route (`[[notify.route]]`), all durations in seconds.
+/// A route (`[[notify.route]]`); durations are seconds, written as a number (`30`) or a
+/// Prometheus duration (`"30s"`, `"4h"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Route {
@@ -88,17 +89,33 @@ pub struct Route {
     #[serde(default)]
     pub group_by: Vec<String>,
     /// Wait before the first notification of a new group (default 30s).
-    #[serde(default = "d30")]
+    #[serde(default = "d30", deserialize_with = "seconds")]
     pub group_wait: u64,
     /// Wait between notifications about changes of a group (default 5m).
-    #[serde(default = "d300")]
+    #[serde(default = "d300", deserialize_with = "seconds")]
     pub group_interval: u64,
     /// Re-send an unchanged firing group after this long (default 4h).
-    #[serde(default = "d14400")]
+    #[serde(default = "d14400", deserialize_with = "seconds")]
     pub repeat_interval: u64,
     /// Keep matching later routes.
     #[serde(default, rename = "continue")]
     pub continue_: bool,
+}
+
+/// Seconds from a number or a Prometheus duration string (sub-second parts rounded up).
+fn seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Secs {
+        N(u64),
+        S(String),
+    }
+    match Secs::deserialize(d)? {
+        Secs::N(n) => Ok(n),
+        Secs::S(s) => agent_core::duration::parse_duration(&s)
+            .map(|d| d.as_millis().div_ceil(1000) as u64)
+            .map_err(|e| serde::de::Error::custom(format!("invalid duration {s:?}: {e}"))),
+    }
 }
 
 fn d30() -> u64 {
