@@ -7,6 +7,8 @@ pub mod config;
 pub mod convert;
 pub mod endpoints;
 pub mod locate;
+pub mod rules_cli;
+pub mod rules_eval;
 pub mod server;
 pub mod storage;
 pub mod targets;

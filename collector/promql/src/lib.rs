@@ -14,6 +14,7 @@ mod histogram;
 mod info;
 pub mod labels;
 mod rangefns;
+pub mod series;
 pub mod storage;
 pub mod value;
 
