@@ -122,7 +122,7 @@ mod tests {
             (
                 "dupgroup.yml",
                 "groups:\n- name: g\n  rules: []\n- name: g\n  rules: []\n",
-                "4:9: groupname: \"g\" is repeated in the same file",
+                "4:3: groupname: \"g\" is repeated in the same file",
             ),
             (
                 "baddur.yml",
