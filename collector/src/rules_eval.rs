@@ -170,3 +170,52 @@ impl TestBackend for MemTestBackend {
         Ok(Box::new(MemTestDb::new(unit_test_engine(eval_interval), input)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        pairs.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect()
+    }
+
+    #[test]
+    fn rule_queries_return_vectors_and_scalars_and_reject_matrices() {
+        let mut store = MemStorage::new();
+        let up = labels(&[("__name__", "up"), ("job", "a")]);
+        store.add(&to_engine_labels(&up), 0, 1.0);
+        let e = PromqlRuleEngine { engine: Engine::default_engine(), storage: store };
+        assert_eq!(e.instant("up", 10_000).unwrap(), vec![Sample { labels: up, value: 1.0 }]);
+        assert_eq!(e.instant("up * 2", 10_000).unwrap()[0].labels, labels(&[("job", "a")]));
+        assert_eq!(e.instant("3", 0).unwrap(), vec![Sample { labels: Labels::new(), value: 3.0 }]);
+        assert_eq!(e.instant("up[1m]", 10_000).unwrap_err().0, "rule result is not a vector or scalar");
+        assert!(e.instant("sum(", 0).is_err());
+    }
+
+    #[test]
+    fn test_db_hides_input_until_loaded_and_sees_rule_output_at_once() {
+        let s = InputSeries { series: "m{a=\"1\"}".into(), values: "1 _ 3 stale".into() };
+        let db = MemTestBackend.load(&[s], Duration::from_secs(60), 0, Duration::from_secs(60)).unwrap();
+        assert!(db.instant("m", 300_000).unwrap().is_empty(), "nothing loaded yet");
+        db.load_till(60_000);
+        assert_eq!(db.instant("m", 200_000).unwrap()[0].value, 1.0, "the 2m sample is not visible yet");
+        db.load_till(120_000);
+        assert_eq!(db.instant("m", 130_000).unwrap()[0].value, 3.0);
+        db.load_till(180_000);
+        assert!(db.instant("m", 190_000).unwrap().is_empty(), "stale marker ends the series");
+        let out = labels(&[("__name__", "rec")]);
+        db.append_sample(&out, 190_000, 7.0);
+        assert_eq!(db.instant("rec", 190_000).unwrap()[0].value, 7.0);
+        assert_eq!(db.last_sample(&out, 0, 200_000), Some((190_000, 7.0)));
+        assert_eq!(db.last_sample(&labels(&[("__name__", "rec"), ("x", "y")]), 0, 200_000), None);
+    }
+
+    #[test]
+    fn bad_input_series_are_errors() {
+        for (series, values) in [("up{job=\"a\"", "1"), ("up", "1 x"), ("h", "{{schema:0 count:1}}")] {
+            let s = InputSeries { series: series.into(), values: values.into() };
+            let r = MemTestBackend.load(&[s], Duration::from_secs(60), 0, Duration::from_secs(60));
+            assert!(r.is_err(), "{series} {values}");
+        }
+    }
+}
