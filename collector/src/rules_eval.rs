@@ -25,7 +25,10 @@ pub fn to_engine_labels(l: &Labels) -> osprey_promql::Labels {
 /// Runs `expr` at `t_ms` like Prometheus's `EngineQueryFunc`: a vector as is, a scalar as one
 /// sample without labels, anything else is an error.
 pub fn instant_samples(engine: &Engine, q: &dyn Queryable, expr: &str, t_ms: i64) -> Result<Vec<Sample>, QueryError> {
-    let res = engine.instant_query(q, expr, t_ms).map_err(|e| QueryError(e.to_string()))?;
+    let res = engine.instant_query(q, expr, t_ms).map_err(|e| match e {
+        osprey_promql::Error::Parse(m) => QueryError(osprey_promql::position::with_position(expr, &m)),
+        e => QueryError(e.to_string()),
+    })?;
     match res.value {
         QueryValue::Vector(v) => Ok(v
             .into_iter()
@@ -189,7 +192,7 @@ mod tests {
         assert_eq!(e.instant("up * 2", 10_000).unwrap()[0].labels, labels(&[("job", "a")]));
         assert_eq!(e.instant("3", 0).unwrap(), vec![Sample { labels: Labels::new(), value: 3.0 }]);
         assert_eq!(e.instant("up[1m]", 10_000).unwrap_err().0, "rule result is not a vector or scalar");
-        assert!(e.instant("sum(", 0).is_err());
+        assert_eq!(e.instant("sum(", 0).unwrap_err().0, "1:5: parse error: unclosed left parenthesis");
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod functions;
 mod histogram;
 mod info;
 pub mod labels;
+pub mod position;
 mod rangefns;
 pub mod series;
 pub mod storage;

@@ -304,7 +304,8 @@ fn validate_rule(r: RawRule) -> Result<RuleSpec, Vec<RuleErr>> {
     match &r.expr {
         Some(e) if !e.value.trim().is_empty() => {
             if let Err(msg) = promql_parser::parser::parse(&e.value) {
-                err(pos(e), format!("could not parse expression: {}", msg.trim()));
+                let msg = osprey_promql::position::with_position(&e.value, msg.trim());
+                err(pos(e), format!("could not parse expression: {msg}"));
             }
         }
         other => err(other.as_ref().and_then(pos), "field 'expr' must be set in rule".into()),
