@@ -64,8 +64,18 @@ fn exit(code: i32) -> ExitCode {
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
+/// promtool's file arguments must exist before anything runs (kingpin's `ExistingFiles`).
+fn missing_file(files: &[PathBuf]) -> Option<ExitCode> {
+    let missing = files.iter().find(|f| !f.exists())?;
+    eprintln!("osprey-collector: error: path '{}' does not exist, try --help", missing.display());
+    Some(ExitCode::from(1))
+}
+
 /// Runs `check rules`.
 pub fn check_rules_cmd(a: &CheckRulesArgs) -> ExitCode {
+    if let Some(code) = missing_file(&a.files) {
+        return code;
+    }
     let opts = CheckOptions {
         parse: ParseOptions { ignore_unknown_fields: a.ignore_unknown_fields },
         lint_fatal: a.lint_fatal,
@@ -79,6 +89,9 @@ pub fn check_rules_cmd(a: &CheckRulesArgs) -> ExitCode {
 /// Runs `test rules`.
 pub fn test_rules_cmd(what: &TestWhat) -> ExitCode {
     let TestWhat::Rules(a) = what;
+    if let Some(code) = missing_file(&a.files) {
+        return code;
+    }
     let opts = TestOptions { run: a.run.clone(), ignore_unknown_fields: a.ignore_unknown_fields };
     let rep = test_rules(&a.files, &MemTestBackend, &opts);
     emit(&rep.stdout, &rep.stderr);

@@ -419,3 +419,48 @@ fn test_rules_reports_the_same_alerts_annotations_and_samples_as_promtool() {
     }
     assert_eq!(tn, on);
 }
+
+/// Small files for the runner's own error paths: (name, body).
+const EDGE_FILES: &[(&str, &str)] = &[
+    (
+        "globs.yml",
+        "rule_files: [nope*.yml, missing.yml]\ntests:\n- input_series: [{series: up, values: \"1\"}]\n  promql_expr_test: [{expr: up, eval_time: 0, exp_samples: [{labels: up, value: 1}]}]\n",
+    ),
+    ("order.yml", "rule_files: [r.yml]\ngroup_eval_order: [first, first]\ntests: []\n"),
+    (
+        "noalertname.yml",
+        "rule_files: [r.yml]\ntests:\n- name: x\n  input_series: [{series: up, values: \"0x5\"}]\n  alert_rule_test: [{eval_time: 60s, exp_alerts: []}]\n",
+    ),
+    (
+        "exprs.yml",
+        "tests:\n- input_series: [{series: up, values: \"1\"}]\n  promql_expr_test:\n  - {expr: up, eval_time: 0, exp_samples: [{labels: \"up{\", value: 1}]}\n  - {expr: \"up[1m]\", eval_time: 1m}\n  - {expr: '\"s\"', eval_time: 1m}\n  - {expr: 'sum(up', eval_time: 1m}\n",
+    ),
+];
+
+/// The runner's error paths print what promtool prints: rule-file globs matching nothing (a
+/// warning, not a failure), a repeated `group_eval_order` name, a missing `alertname`, bad
+/// expected labels, non-vector results, a bad expression, a test file that does not exist
+/// (promtool's program name differs, nothing else).
+#[test]
+fn test_rules_error_paths_match_promtool() {
+    let Some(promtool) = peer("promtool") else { return };
+    let ours = built_bin("osprey-collector");
+    let tmp = TempDir::new("rules-cli-edge");
+    std::fs::write(tmp.join("r.yml"), DIFF_RULES).unwrap();
+    let mut names: Vec<&str> = Vec::new();
+    for (name, body) in EDGE_FILES {
+        std::fs::write(tmp.join(name), body).unwrap();
+        names.push(name);
+    }
+    names.push("does-not-exist.yml");
+    for name in names {
+        let t = run_in(&promtool, &tmp.0, &["test", "rules", name]);
+        let o = run_in(&ours, &tmp.0, &["test", "rules", name]);
+        let (tc, oc) = (t.status.code(), o.status.code());
+        println!("{name}: promtool={tc:?} osprey={oc:?}");
+        assert_eq!(tc, oc, "{name}: exit codes");
+        assert_eq!(text(&t.stdout), text(&o.stdout), "{name}: stdout");
+        let terr = text(&t.stderr).replacen("promtool: error:", "osprey-collector: error:", 1);
+        assert_eq!(normalise(&terr), normalise(&text(&o.stderr)), "{name}: stderr");
+    }
+}

@@ -79,7 +79,8 @@ pub struct AlertTest {
     /// Evaluation time (duration from start; 0 when absent).
     #[serde(default = "zero")]
     pub eval_time: String,
-    /// Alert name.
+    /// Alert name (required; a missing one is reported as promtool does, not as a YAML error).
+    #[serde(default)]
     pub alertname: String,
     /// Expected firing alerts.
     #[serde(default)]
@@ -373,7 +374,7 @@ fn run_group(tg: &TestGroup, setup: &GroupSetup<'_>, backend: &dyn TestBackend) 
             let in_group = if tg.name.is_empty() { String::new() } else { format!(" (in TestGroup {})", tg.name) };
             return vec![format!(
                 "an item under alert_rule_test misses required attribute alertname at eval_time {}{in_group}",
-                t.eval_time
+                dur(&t.eval_time).map_or_else(|_| t.eval_time.clone(), |d| crate::unittest_fmt::model_duration(ms(d)))
             )];
         }
         match dur(&t.eval_time) {
@@ -486,7 +487,7 @@ pub fn parse_series_labels(s: &str) -> Result<Labels, String> {
     if s.trim().is_empty() {
         return Ok(out);
     }
-    let expr = promql_parser::parser::parse(s)?;
+    let expr = promql_parser::parser::parse(s).map_err(|e| osprey_promql::position::with_position(s, &e))?;
     let promql_parser::parser::Expr::VectorSelector(vs) = expr else {
         return Err(format!("{s:?} is not a series selector"));
     };
