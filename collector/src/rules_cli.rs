@@ -1,6 +1,7 @@
 //! `osprey-collector check rules` and `osprey-collector test rules`: promtool's flags, output
 //! and exit codes, on our rule parser and the real PromQL engine.
 
+use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,8 +15,8 @@ use crate::rules_eval::MemTestBackend;
 /// `check rules` arguments (promtool's).
 #[derive(clap::Args, Debug)]
 pub struct CheckRulesArgs {
-    /// Linting checks to apply: all, duplicate-rules, none.
-    #[arg(long, default_value = "duplicate-rules", value_parser = ["all", "duplicate-rules", "none"])]
+    /// Linting checks to apply (comma-separated): all, duplicate-rules, none.
+    #[arg(long, default_value = "duplicate-rules")]
     pub lint: String,
     /// Make lint errors exit with exit code 3.
     #[arg(long = "lint-fatal")]
@@ -76,13 +77,25 @@ pub fn check_rules_cmd(a: &CheckRulesArgs) -> ExitCode {
     if let Some(code) = missing_file(&a.files) {
         return code;
     }
+    // promtool warns about unknown lint options (on stdout) and carries on without them.
+    let mut warnings = String::new();
+    let mut duplicates = false;
+    for opt in a.lint.split(',') {
+        match opt {
+            "all" | "duplicate-rules" => duplicates = true,
+            "none" => {}
+            other => {
+                let _ = writeln!(warnings, "WARNING: unknown lint option {other}");
+            }
+        }
+    }
     let opts = CheckOptions {
         parse: ParseOptions { ignore_unknown_fields: a.ignore_unknown_fields },
         lint_fatal: a.lint_fatal,
-        no_lint: a.lint == "none",
+        no_lint: !duplicates,
     };
     let rep = check_rules(&a.files, opts);
-    emit(&rep.stdout, &rep.stderr);
+    emit(&(warnings + &rep.stdout), &rep.stderr);
     exit(rep.exit_code)
 }
 

@@ -243,6 +243,17 @@ fn check_rules_matches_promtool_on_upstream_rule_files() {
             println!("check rules{flag} {f}: promtool={tc} osprey={oc} {verdict}");
         }
     }
+    // Lint options, including an unknown one (promtool warns on stdout and carries on).
+    for extra in [&["--lint=none"][..], &["--lint=bogus"], &["--lint=none,all", "--lint-fatal"], &["--lint=all"]] {
+        let args: Vec<&str> =
+            ["check", "rules"].iter().chain(extra).chain(&["rules_duplicates.yml"]).copied().collect();
+        let t = run_in(&promtool, &dir, &args);
+        let o = run_in(&ours, &dir, &args);
+        println!("{}: promtool={:?} osprey={:?}", args.join(" "), t.status.code(), o.status.code());
+        if t.status.code() != o.status.code() || t.stdout != o.stdout || t.stderr != o.stderr {
+            failures.push(format!("{args:?}: promtool {t:?}\nosprey {o:?}"));
+        }
+    }
     assert!(failures.is_empty(), "check rules differs:\n{}", failures.join("\n\n"));
 }
 
