@@ -214,6 +214,13 @@ mod tests {
     }
 
     #[test]
+    fn the_tsdb_store_backs_rule_evaluation_too() {
+        // Run mode evaluates rules on the TSDB through the same adapter.
+        fn rule_engine<T: QueryEngine>() {}
+        rule_engine::<PromqlRuleEngine<crate::api::TsdbStorage>>();
+    }
+
+    #[test]
     fn bad_input_series_are_errors() {
         for (series, values) in [("up{job=\"a\"", "1"), ("up", "1 x"), ("h", "{{schema:0 count:1}}")] {
             let s = InputSeries { series: series.into(), values: values.into() };
