@@ -9,6 +9,8 @@ pub mod convert;
 pub mod endpoints;
 pub mod locate;
 pub mod ruler;
+pub mod rules_cli;
+pub mod rules_eval;
 pub mod server;
 pub mod storage;
 pub mod targets;

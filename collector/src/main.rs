@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 use osprey_collector::config::Config;
 use osprey_collector::convert::convert;
 use osprey_collector::ruler::{Ruler, RulerOptions};
+use osprey_collector::rules_cli;
 use osprey_collector::server::{AppState, ConfigSource, app, reload_on_sighup, shutdown_signal};
 use osprey_rules::group::RestoreOptions;
 
@@ -75,6 +76,11 @@ enum Cmd {
         #[arg(short = 'o', long = "output")]
         output: Option<PathBuf>,
     },
+    /// Run unit tests.
+    Test {
+        #[command(subcommand)]
+        what: rules_cli::TestWhat,
+    },
     /// Work on the TSDB in `--data-dir` (the collector must not be running on it).
     Tsdb {
         #[command(subcommand)]
@@ -106,6 +112,8 @@ enum CheckWhat {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Validate Prometheus rule files (as `promtool check rules`).
+    Rules(rules_cli::CheckRulesArgs),
 }
 
 fn main() -> ExitCode {
@@ -118,6 +126,8 @@ fn main() -> ExitCode {
     agent_core::logging::init(cli.log_level, format);
     match cli.cmd {
         Some(Cmd::Check { what: CheckWhat::Config { files } }) => check_config(&files),
+        Some(Cmd::Check { what: CheckWhat::Rules(ref a) }) => rules_cli::check_rules_cmd(a),
+        Some(Cmd::Test { ref what }) => rules_cli::test_rules_cmd(what),
         Some(Cmd::ConvertPrometheusConfig { file, output }) => convert_cmd(&file, output.as_deref()),
         Some(Cmd::Tsdb { ref what }) => tsdb_cmd(&cli.data_dir, what),
         None => run(&cli),

@@ -16,6 +16,7 @@ mod probe;
 mod processes;
 mod promql_differential;
 mod rules;
+mod rules_cli;
 mod scrape;
 mod systemd;
 mod tls;

@@ -13,7 +13,9 @@ mod functions;
 mod histogram;
 mod info;
 pub mod labels;
+pub mod position;
 mod rangefns;
+pub mod series;
 pub mod storage;
 pub mod value;
 

@@ -122,7 +122,7 @@ mod tests {
             (
                 "dupgroup.yml",
                 "groups:\n- name: g\n  rules: []\n- name: g\n  rules: []\n",
-                "4:9: groupname: \"g\" is repeated in the same file",
+                "4:3: groupname: \"g\" is repeated in the same file",
             ),
             (
                 "baddur.yml",
@@ -132,7 +132,7 @@ mod tests {
             (
                 "badexpr.yml",
                 "groups:\n- name: g\n  rules:\n  - record: x\n    expr: 'sum(up'\n",
-                "5:11: group \"g\", rule 1, \"x\": could not parse expression",
+                "5:11: group \"g\", rule 1, \"x\": could not parse expression: 1:7: parse error: unclosed left parenthesis",
             ),
             (
                 "badfor.yml",

@@ -207,11 +207,8 @@ pub fn parse_rule_file(path: &Path, text: &str, opts: ParseOptions) -> Result<Ru
             errs.push(format!("{shown}: {gl}:{gc}: Groupname must not be empty"));
         }
         if !seen.insert(gname.clone()) {
-            errs.push(format!(
-                "{shown}: {}:{}: groupname: \"{gname}\" is repeated in the same file",
-                g.name.referenced.line(),
-                g.name.referenced.column()
-            ));
+            // Prometheus reports the group's own position (its first key), not the name's value.
+            errs.push(format!("{shown}: {gl}:{gc}: groupname: \"{gname}\" is repeated in the same file"));
         }
         let mut dur = |d: &Option<Spanned<String>>, what: &str| -> Option<Duration> {
             let d = d.as_ref()?;
@@ -307,7 +304,8 @@ fn validate_rule(r: RawRule) -> Result<RuleSpec, Vec<RuleErr>> {
     match &r.expr {
         Some(e) if !e.value.trim().is_empty() => {
             if let Err(msg) = promql_parser::parser::parse(&e.value) {
-                err(pos(e), format!("could not parse expression: {}", msg.trim()));
+                let msg = osprey_promql::position::with_position(&e.value, msg.trim());
+                err(pos(e), format!("could not parse expression: {msg}"));
             }
         }
         other => err(other.as_ref().and_then(pos), "field 'expr' must be set in rule".into()),

@@ -163,10 +163,9 @@ impl RuleGroup {
                     {
                         a.restore_for_state(ts_ms, src, opts.outage_tolerance, opts.grace_period);
                     }
+                    // Prometheus writes ALERTS_FOR_STATE for every active alert, `for` or not.
                     r.map(|mut v| {
-                        if !a.hold.is_zero() {
-                            v.extend(a.for_state_samples());
-                        }
+                        v.extend(a.for_state_samples());
                         v
                     })
                 }

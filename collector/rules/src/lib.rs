@@ -13,3 +13,4 @@ pub mod group;
 pub mod manager;
 pub mod template;
 pub mod unittest;
+pub mod unittest_fmt;

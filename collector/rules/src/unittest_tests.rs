@@ -52,9 +52,12 @@ fn selector_strings_and_fuzzy_compare() {
     assert!(!float_eq(3.0, next_up(3.0), false));
 }
 
-/// Test-only fake storage + engine.
+/// Test-only fake storage + engine: `input` is made visible by `load_till`.
 #[derive(Default)]
-struct FakeDbForUnitTests(Vec<(Labels, i64, f64)>);
+struct FakeDbForUnitTests {
+    input: Vec<(Labels, i64, f64)>,
+    visible: std::sync::Mutex<Vec<(Labels, i64, f64)>>,
+}
 
 impl QueryEngine for FakeDbForUnitTests {
     fn instant(&self, expr: &str, t_ms: i64) -> Result<Vec<Sample>, QueryError> {
@@ -63,7 +66,7 @@ impl QueryEngine for FakeDbForUnitTests {
             None => (expr.trim(), None),
         };
         let mut latest: BTreeMap<Labels, (i64, f64)> = BTreeMap::new();
-        for (l, t, v) in &self.0 {
+        for (l, t, v) in self.visible.lock().unwrap().iter() {
             if l.get("__name__").map(String::as_str) == Some(name) && *t <= t_ms && *t > t_ms - 300_000 {
                 let e = latest.entry(l.clone()).or_insert((*t, *v));
                 if *t >= e.0 {
@@ -84,24 +87,37 @@ impl QueryEngine for FakeDbForUnitTests {
     }
 }
 
-impl Appender for FakeDbForUnitTests {
-    fn append(&mut self, labels: &Labels, t_ms: i64, value: f64) {
-        self.0.push((labels.clone(), t_ms, value));
-    }
-}
-
 impl ForStateSource for FakeDbForUnitTests {
     fn last_sample(&self, _: &Labels, _: i64, _: i64) -> Option<(i64, f64)> {
         None
     }
 }
 
-impl TestDb for FakeDbForUnitTests {}
+impl TestDb for FakeDbForUnitTests {
+    fn load_till(&self, t_ms: i64) {
+        let mut v = self.visible.lock().unwrap();
+        for s in self.input.iter().filter(|s| s.1 <= t_ms) {
+            if !v.contains(s) {
+                v.push(s.clone());
+            }
+        }
+    }
+
+    fn append_sample(&self, labels: &Labels, t_ms: i64, value: f64) {
+        self.visible.lock().unwrap().push((labels.clone(), t_ms, value));
+    }
+}
 
 struct FakeBackendForUnitTests;
 
 impl TestBackend for FakeBackendForUnitTests {
-    fn load(&self, series: &[InputSeries], interval: Duration, start_ms: i64) -> Result<Box<dyn TestDb>, String> {
+    fn load(
+        &self,
+        series: &[InputSeries],
+        interval: Duration,
+        start_ms: i64,
+        _: Duration,
+    ) -> Result<Box<dyn TestDb>, String> {
         let mut db = FakeDbForUnitTests::default();
         for s in series {
             let labels = parse_series_labels(&s.series)?;
@@ -113,7 +129,7 @@ impl TestBackend for FakeBackendForUnitTests {
                 let a: f64 = a.parse().map_err(|e| format!("{tok}: {e}"))?;
                 let b: f64 = b.parse().map_err(|e| format!("{tok}: {e}"))?;
                 for k in 0..=n {
-                    db.0.push((labels.clone(), start_ms + i * interval.as_millis() as i64, a + b * k as f64));
+                    db.input.push((labels.clone(), start_ms + i * interval.as_millis() as i64, a + b * k as f64));
                     i += 1;
                 }
             }
@@ -142,21 +158,22 @@ fn runner_passes_and_fails_like_promtool_with_fake_engine() {
         "good.yml",
         "rule_files: [r.yml]\ntests:\n- name: ok\n  interval: 1m\n  input_series:\n  - series: 'up{instance=\"a\"}'\n    values: '1 0x5'\n  alert_rule_test:\n  - eval_time: 2m\n    alertname: Down\n    exp_alerts: []\n  - eval_time: 3m\n    alertname: Down\n    exp_alerts:\n    - exp_labels: {severity: page, instance: a}\n      exp_annotations: {summary: 'a down'}\n  promql_expr_test:\n  - expr: up_copy\n    eval_time: 4m\n    exp_samples:\n    - labels: 'up_copy{instance=\"a\"}'\n      value: 0\n",
     );
-    let (out, code) = test_rules(std::slice::from_ref(&good), &FakeBackendForUnitTests, &TestOptions::default());
-    assert_eq!(code, 0, "{out}");
-    assert_eq!(out, format!("Unit Testing:  {}\n  SUCCESS\n\n", good.display()));
+    let r = test_rules(std::slice::from_ref(&good), &FakeBackendForUnitTests, &TestOptions::default());
+    assert_eq!(r.exit_code, 0, "{r:?}");
+    assert_eq!(r.stdout, format!("Unit Testing:  {}\n  SUCCESS\n\n", good.display()));
     let bad = write(
         &dir,
         "bad.yml",
         "rule_files: [r.yml]\ntests:\n- name: early\n  interval: 1m\n  input_series:\n  - series: 'up{instance=\"a\"}'\n    values: '1 0x5'\n  alert_rule_test:\n  - eval_time: 2m\n    alertname: Down\n    exp_alerts:\n    - exp_labels: {severity: page, instance: a}\n",
     );
-    let (out, code) = test_rules(std::slice::from_ref(&bad), &FakeBackendForUnitTests, &TestOptions::default());
-    assert_eq!(code, 1, "{out}");
-    assert!(out.contains("  FAILED:\n    name: early,\n    alertname: Down, time: 2m, "), "{out}");
-    let (_, code) = test_rules(
+    let r = test_rules(std::slice::from_ref(&bad), &FakeBackendForUnitTests, &TestOptions::default());
+    assert_eq!(r.exit_code, 1, "{r:?}");
+    assert_eq!(r.stdout, format!("Unit Testing:  {}\n\n\n", bad.display()), "one blank line per failure");
+    assert!(r.stderr.starts_with("  FAILED:\n    name: early,\n    alertname: Down, time: 2m, \n        exp:[\n            0:\n              Labels:{alertname=\"Down\", instance=\"a\", severity=\"page\"}\n              Annotations:{}\n            ], \n        got:[]\n"), "{}", r.stderr);
+    let r = test_rules(
         &[bad],
         &FakeBackendForUnitTests,
         &TestOptions { run: vec!["^nomatch$".into()], ..TestOptions::default() },
     );
-    assert_eq!(code, 0, "--run filters groups out");
+    assert_eq!(r.exit_code, 0, "--run filters groups out");
 }

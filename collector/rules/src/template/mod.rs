@@ -163,20 +163,24 @@ pub fn expand_alert_template(
     d: &AlertTemplateData<'_>,
     query: Option<&dyn TemplateQuery>,
 ) -> String {
-    let result = Template::parse_rule_template(name, text).and_then(|t| {
-        let mut dot = BTreeMap::new();
-        dot.insert("Labels".to_string(), Value::labels(d.labels));
-        dot.insert("ExternalLabels".to_string(), Value::labels(d.external_labels));
-        dot.insert("ExternalURL".to_string(), Value::Str(d.external_url.to_string()));
-        dot.insert("Value".to_string(), Value::Float(d.value));
-        let vars = [
-            ("labels", Value::labels(d.labels)),
-            ("externalLabels", Value::labels(d.external_labels)),
-            ("externalURL", Value::Str(d.external_url.to_string())),
-            ("value", Value::Float(d.value)),
-        ];
-        t.execute(&Value::Map(dot), &vars, &Env { external_url: d.external_url, query })
-    });
+    // Prometheus's `Expander.Expand` wraps parse and execution errors with these prefixes.
+    let result = Template::parse_rule_template(name, text)
+        .map_err(|e| format!("error parsing template {name}: {e}"))
+        .and_then(|t| {
+            let mut dot = BTreeMap::new();
+            dot.insert("Labels".to_string(), Value::labels(d.labels));
+            dot.insert("ExternalLabels".to_string(), Value::labels(d.external_labels));
+            dot.insert("ExternalURL".to_string(), Value::Str(d.external_url.to_string()));
+            dot.insert("Value".to_string(), Value::Float(d.value));
+            let vars = [
+                ("labels", Value::labels(d.labels)),
+                ("externalLabels", Value::labels(d.external_labels)),
+                ("externalURL", Value::Str(d.external_url.to_string())),
+                ("value", Value::Float(d.value)),
+            ];
+            t.execute(&Value::Map(dot), &vars, &Env { external_url: d.external_url, query })
+                .map_err(|e| format!("error executing template {name}: {e}"))
+        });
     result.unwrap_or_else(|e| format!("<error expanding template: {e}>"))
 }
 

@@ -176,9 +176,12 @@ fn template_error_renders_visible_string_never_panics() {
     let labels = BTreeMap::new();
     let d = AlertTemplateData { labels: &labels, external_labels: &labels, external_url: "", value: 1.0 };
     let out = expand_alert_template("__alert_X", "{{ query \"up\" | first }}", &d, None);
-    assert!(out.starts_with("<error expanding template: "), "{out}");
+    assert!(out.starts_with("<error expanding template: error executing template __alert_X: template: "), "{out}");
     let out = expand_alert_template("__alert_X", "{{ if }}", &d, None);
-    assert!(out.starts_with("<error expanding template: template: __alert_X:1:"), "{out}");
+    assert!(
+        out.starts_with("<error expanding template: error parsing template __alert_X: template: __alert_X:1:"),
+        "{out}"
+    );
     for bad in
         ["{{", "{{ end }}", "{{ range }}", "{{ (", "{{ $x := }}", "{{ \"unterminated }}", "{{ 1 | 2 }}", "}}{{else}}"]
     {
