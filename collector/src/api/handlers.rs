@@ -45,7 +45,9 @@ fn query_result(
 ) -> Response {
     match r {
         Ok(Ok(res)) => raw(200, render_query_response(&res)),
-        Ok(Err(Error::Parse(msg))) => invalid_param("query", &super::position::with_position(q_text, &msg)),
+        Ok(Err(Error::Parse(msg))) => {
+            invalid_param("query", &osprey_promql::api::position::with_position(q_text, &msg))
+        }
         Ok(Err(e)) => {
             let (code, v) = query_error_response(&e);
             json(code, &v)
@@ -95,7 +97,7 @@ fn match_params(p: &Params) -> Result<Vec<Vec<QMatcher>>, Response> {
     let mut groups = Vec::new();
     for s in p.all("match[]") {
         let expr = promql_parser::parser::parse(s)
-            .map_err(|e| invalid_param("match[]", &super::position::with_position(s, &e)))?;
+            .map_err(|e| invalid_param("match[]", &osprey_promql::api::position::with_position(s, &e)))?;
         let Expr::VectorSelector(vs) = expr else {
             return Err(invalid_param(
                 "match[]",

@@ -6,6 +6,7 @@
 //! serialises as `1.5`; [`render_query_response`] writes Prometheus's exact bytes (`1.500`).
 
 pub mod params;
+pub mod position;
 
 use std::fmt::Write as _;
 
