@@ -14,6 +14,7 @@ mod peers;
 mod probe;
 mod processes;
 mod promql_differential;
+mod promql_errors;
 mod rules;
 mod scrape;
 mod systemd;

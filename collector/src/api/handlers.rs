@@ -48,6 +48,9 @@ fn query_result(
         Ok(Err(Error::Parse(msg))) => {
             invalid_param("query", &osprey_promql::api::position::with_position(q_text, &msg))
         }
+        // A range query over a range vector or string is rejected before evaluation, as a bad
+        // `query` parameter (Prometheus: `bad_data`, 400).
+        Ok(Err(Error::Exec(msg))) if msg.starts_with("invalid expression type ") => invalid_param("query", &msg),
         Ok(Err(e)) => {
             let (code, v) = query_error_response(&e);
             json(code, &v)

@@ -316,7 +316,7 @@ async fn bad_requests_get_prometheus_errors() {
             None,
             400,
             "bad_data",
-            "invalid parameter \"query\": 1:11: parse error: unexpected right parenthesis",
+            "invalid parameter \"query\": 1:12: parse error: unexpected right parenthesis ')'",
         ),
         (
             "/api/v1/query?query=up%7B%0A",
