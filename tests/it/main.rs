@@ -8,6 +8,7 @@ mod collector_api;
 mod collector_discovery;
 mod collector_e2e;
 mod filesystem_hung;
+mod grafana;
 mod harness;
 mod node_exporter_e2e;
 mod peers;
