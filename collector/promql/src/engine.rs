@@ -184,6 +184,11 @@ impl Engine {
                     }
                 }
                 m.sort_by(|a, b| a.labels.cmp(&b.labels));
+                // Names dropped inside a subquery can make two series equal (found by the
+                // fuzzer); Prometheus rejects such a matrix as it rejects such a vector.
+                if m.windows(2).any(|w| w[0].labels == w[1].labels) {
+                    return Err(Error::Exec("vector cannot contain metrics with the same labelset".into()));
+                }
                 QueryValue::Matrix(m)
             }
         };

@@ -260,3 +260,20 @@ mod generated {
         }
     }
 }
+
+#[test]
+fn instant_subquery_with_colliding_dropped_names_is_an_error() {
+    let mut s = MemStorage::new();
+    for name in ["a_total", "b_total"] {
+        let l = Labels::from_pairs(&[("__name__", name), ("job", "x")]);
+        for p in 0..40 {
+            s.add(&l, p * 15_000, p as f64);
+        }
+    }
+    let e = Engine::default_engine();
+    for q in ["(-{job=\"x\"})[5m:]", "(tanh({job=\"x\"}))[5m:1m]"] {
+        let err = e.instant_query(&s, q, 500_000).unwrap_err();
+        assert_eq!(err, Error::Exec("vector cannot contain metrics with the same labelset".into()), "{q}");
+    }
+    assert!(e.instant_query(&s, "({job=\"x\"})[5m:]", 500_000).is_ok(), "names kept: no collision");
+}
