@@ -7,6 +7,7 @@ mod cgroup;
 mod collector_api;
 mod collector_discovery;
 mod collector_e2e;
+mod dashboard;
 mod filesystem_hung;
 mod grafana;
 mod harness;
