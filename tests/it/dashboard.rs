@@ -1,7 +1,7 @@
 //! The Grafana dashboard `packaging/grafana/osprey-host.json` against live data: a real
-//! `osprey-agent` (with a TCP probe of itself, a process group for itself, and `fake-systemd`
-//! on a private D-Bus as its systemd) scraped every
-//! second by a real `osprey-collector`. The `job`/`instance` variables are resolved the way
+//! `osprey-agent` (with a TCP probe of itself, a process group for itself, `fake-systemd` on a
+//! private D-Bus as its systemd, and a service cgroup made for the test) scraped every second
+//! by a real `osprey-collector`. The `job`/`instance` variables are resolved the way
 //! Grafana resolves `label_values(metric{…}, label)` (`/api/v1/label/<label>/values` with
 //! `match[]`), then every panel target is run as Grafana runs it: `$__interval`,
 //! `$__rate_interval`, `$job` and `$instance` substituted, POSTed to `/api/v1/query_range`
@@ -15,6 +15,8 @@
 //! 4 × scrape interval)`. With a 1 s scrape interval and a 2 minute range both come to whole
 //! seconds here.
 
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
@@ -38,15 +40,75 @@ const NO_DATA_HERE: &[(&str, Option<&str>, &str)] = &[
     (
         "Service CPU (cgroup)",
         Some("systemd_unit_cpu_seconds_total"),
-        "the cgroup tree has no systemd service units (no systemd here)",
+        "no systemd service cgroup: the test could not create one (needs root and a writable cgroup fs)",
     ),
     (
         "Service memory (cgroup)",
         Some("osprey_service_memory_bytes"),
-        "the cgroup tree has no systemd service units (no systemd here)",
+        "no systemd service cgroup: the test could not create one (needs root and a writable cgroup fs)",
     ),
     ("Filesystems predicted full within 24h", None, "empty unless a filesystem is on track to fill within a day"),
 ];
+
+/// A cgroup named like a systemd service (`osprey-dash-<pid>.service`) in every cgroup
+/// hierarchy the host has, holding a sleeping child, so the service panels have a unit to
+/// show; removed (child killed first) on drop. Without root or a writable cgroup fs there is
+/// none, and the service panels stay in [`NO_DATA_HERE`].
+struct ServiceCgroup {
+    dirs: Vec<PathBuf>,
+    child: Option<Child>,
+}
+
+impl ServiceCgroup {
+    fn create() -> Self {
+        let root = Path::new("/sys/fs/cgroup");
+        let unit = format!("osprey-dash-{}.service", std::process::id());
+        let mut t = Self { dirs: Vec::new(), child: None };
+        // cgroup v2: the root itself; v1/hybrid: the named hierarchies that carry unit data.
+        let hier: Vec<PathBuf> = if root.join("cgroup.controllers").is_file() {
+            vec![root.to_owned()]
+        } else {
+            ["systemd", "unified", "cpu,cpuacct", "cpu", "cpuacct", "memory", "pids", "blkio"]
+                .iter()
+                .map(|h| root.join(h))
+                .filter(|h| h.is_dir())
+                .collect()
+        };
+        for h in hier {
+            let d = h.join(&unit);
+            match std::fs::create_dir(&d) {
+                Ok(()) => t.dirs.push(d),
+                // `cpu` and `cpuacct` are often one mount seen twice.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => {
+                    println!("no service cgroup: cannot create {} ({e})", d.display());
+                    return t;
+                }
+            }
+        }
+        let mut cmd = Command::new("sleep");
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let Ok(child) = cmd.arg("300").stdin(Stdio::null()).spawn() else { return t };
+        let pid = child.id().to_string();
+        t.child = Some(child);
+        for d in &t.dirs {
+            let _ = std::fs::write(d.join("cgroup.procs"), &pid);
+        }
+        t
+    }
+}
+
+impl Drop for ServiceCgroup {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.child {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for d in self.dirs.iter().rev() {
+            let _ = eventually(Duration::from_secs(5), || std::fs::remove_dir(d).ok());
+        }
+    }
+}
 
 const SCRAPE_S: u64 = 1;
 /// The dashboard range the panels are queried over, and Grafana's default max data points.
@@ -106,6 +168,7 @@ fn dashboard_panels_run_against_a_live_agent() {
     // systemd's D-Bus API from `fake-systemd` on a private bus (this container has no systemd).
     let bus = crate::systemd::Bus::start(&dir);
     let _systemd = bus.as_ref().map(|b| crate::systemd::FakeSystemd::start(b, 0));
+    let _service = ServiceCgroup::create();
     let agent_port = free_port();
     std::fs::write(
         dir.join("agent.toml"),
