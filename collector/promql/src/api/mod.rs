@@ -7,6 +7,7 @@
 
 pub mod params;
 pub mod position;
+mod syntax;
 
 use std::fmt::Write as _;
 

@@ -287,6 +287,11 @@ fn prometheus_form(q: &str, msg: &str) -> (usize, String) {
     if msg == "invalid promql query" && ends_in_operator(q) {
         return (end_of_input(q), "unexpected end of input".into());
     }
+    if msg == "invalid promql query"
+        && let Some(found) = super::syntax::diagnose(q)
+    {
+        return found;
+    }
     // `expected type matrix in call to function 'rate', got vector`
     if let Some(rest) = msg.strip_prefix("expected type ")
         && let Some((want, rest)) = rest.split_once(" in call to function '")
