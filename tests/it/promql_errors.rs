@@ -97,6 +97,8 @@ const CORPUS: &[&str] = &[
     "x{a=\"b\"} 2",
     "\"a\" \"b\"",
     "ignoring(a) x",
+    "up offset 0s",
+    "vector(1) offset 0s",
 ];
 
 /// Queries whose answer differs from 2.42's, with the reason.

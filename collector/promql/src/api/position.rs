@@ -164,20 +164,28 @@ fn agg_param(q: &str) -> Option<usize> {
     Some(open + (q[open..].len() - q[open..].trim_start().len()))
 }
 
-/// Offset of the first zero duration (`0s`, `0m`, …) in a range or subquery step.
+/// Offset of the first zero duration (`0s`, `0m`, …) in a range, subquery step or `offset`.
 fn zero_duration(q: &str) -> Option<usize> {
     let chars = code_chars(q);
+    let mut text = String::new();
     for (k, &(_, c)) in chars.iter().enumerate() {
-        if c != '[' && c != ':' {
+        let after_offset =
+            c.is_ascii_digit() && text.trim_end().ends_with("offset") && text.ends_with(char::is_whitespace);
+        text.push(c);
+        let start = if c == '[' || c == ':' {
+            k + 1
+        } else if after_offset {
+            k
+        } else {
             continue;
-        }
-        let rest: Vec<char> = chars[k + 1..].iter().map(|p| p.1).collect();
+        };
+        let rest: Vec<char> = chars[start..].iter().map(|p| p.1).collect();
         let digits = rest.iter().take_while(|c| c.is_ascii_digit()).count();
         if digits > 0
             && rest[..digits].iter().all(|c| *c == '0')
             && rest.get(digits).is_some_and(char::is_ascii_alphabetic)
         {
-            return chars.get(k + 1).map(|p| p.0);
+            return chars.get(start).map(|p| p.0);
         }
     }
     None
@@ -404,6 +412,10 @@ mod tests {
         assert_eq!(
             with_position("x[1m:0s]", "duration must be greater than 0"),
             "1:6: parse error: duration must be greater than 0"
+        );
+        assert_eq!(
+            with_position("up offset 0s", "duration must be greater than 0"),
+            "1:11: parse error: duration must be greater than 0"
         );
         assert_eq!(
             with_position("1 > 2", "comparisons between scalars must use BOOL modifier").split(':').nth(1),
