@@ -59,7 +59,7 @@ pub struct Engine {
 
 /// Parses a query with the `promql-parser` crate.
 pub fn parse(query: &str) -> Result<Expr> {
-    parser::parse(query).map_err(Error::Parse)
+    crate::durations::parse_checked(query).map_err(Error::Parse)
 }
 
 struct RunningGuard<'a>(&'a Engine);

@@ -108,7 +108,7 @@ pub async fn query_range(State(st): State<ApiState>, p: Params) -> Response {
 fn match_params(p: &Params) -> Result<Vec<Vec<QMatcher>>, Response> {
     let mut groups = Vec::new();
     for s in p.all("match[]") {
-        let expr = promql_parser::parser::parse(s)
+        let expr = osprey_promql::durations::parse_checked(s)
             .map_err(|e| invalid_param("match[]", &osprey_promql::api::position::with_position(s, &e)))?;
         let Expr::VectorSelector(vs) = expr else {
             return Err(invalid_param(
