@@ -99,10 +99,16 @@ const CORPUS: &[&str] = &[
     "ignoring(a) x",
     "up offset 0s",
     "vector(1) offset 0s",
+    "rate(x[99999999999999999999])",
 ];
 
 /// Queries whose answer differs from 2.42's, with the reason.
 const KNOWN: &[(&str, &str)] = &[
+    (
+        "rate(x[99999999999999999999])",
+        "generation difference: 2.42 rejects a plain number as a duration; we (and promql-parser, \
+         which would panic on it) reject this one as out of range",
+    ),
     ("sum by (a (x)", "promql-parser's lexer reports the unclosed parenthesis before the parser sees the bad grouping"),
     ("1 + \"a\"", "promql-parser does not say which operand has the wrong type; Prometheus points at it"),
     (

@@ -329,6 +329,9 @@ fn prometheus_form(q: &str, msg: &str) -> (usize, String) {
             ),
         );
     }
+    if let Some(num) = msg.strip_prefix("duration out of range: \"").and_then(|r| r.strip_suffix('"')) {
+        return (q.find(num).unwrap_or(0), text);
+    }
     if msg == "duration must be greater than 0" {
         return (zero_duration(q).unwrap_or(0), text);
     }
