@@ -64,7 +64,7 @@ fn now_ms() -> i64 {
 pub fn parse_selector(s: &str) -> Result<Vec<Vec<Matcher>>, String> {
     use promql_parser::label::MatchOp as P;
     use promql_parser::parser::Expr;
-    let expr = promql_parser::parser::parse(s).map_err(|e| format!("invalid selector {s:?}: {e}"))?;
+    let expr = osprey_promql::durations::parse_checked(s).map_err(|e| format!("invalid selector {s:?}: {e}"))?;
     let Expr::VectorSelector(vs) = expr else {
         return Err(format!("invalid selector {s:?}: not a series selector"));
     };

@@ -39,6 +39,18 @@ struct Cli {
     /// Delete the oldest blocks while all blocks exceed this size (e.g. `10GB`; `0` = no limit).
     #[arg(long = "storage.tsdb.retention.size", default_value = "0")]
     retention_size: String,
+    /// Longest a query may run, queue time included (Prometheus's flag and default).
+    #[arg(long = "query.timeout", default_value = "2m")]
+    query_timeout: osprey_discovery::PromDuration,
+    /// Most samples a query may hold in memory at once (Prometheus's flag and default).
+    #[arg(long = "query.max-samples", default_value_t = 50_000_000)]
+    query_max_samples: usize,
+    /// Most queries evaluated at once; more wait in a queue (Prometheus's flag and default).
+    #[arg(long = "query.max-concurrency", default_value_t = 20)]
+    query_max_concurrency: usize,
+    /// How far back an instant selector looks for a sample.
+    #[arg(long = "query.lookback-delta", default_value = "5m")]
+    query_lookback: osprey_discovery::PromDuration,
     /// Log level: debug, info, warn, error.
     #[arg(long = "log.level", default_value = "info")]
     log_level: tracing::Level,
@@ -264,6 +276,10 @@ fn flags(cli: &Cli) -> BTreeMap<String, String> {
     f.insert("rules.alert.for-outage-tolerance".into(), osprey_discovery::format_duration(cli.for_outage_tolerance.0));
     f.insert("rules.alert.for-grace-period".into(), osprey_discovery::format_duration(cli.for_grace_period.0));
     f.insert("web.external-url".into(), external_url(cli));
+    f.insert("query.timeout".into(), osprey_discovery::format_duration(cli.query_timeout.0));
+    f.insert("query.max-samples".into(), cli.query_max_samples.to_string());
+    f.insert("query.max-concurrency".into(), cli.query_max_concurrency.to_string());
+    f.insert("query.lookback-delta".into(), osprey_discovery::format_duration(cli.query_lookback.0));
     f
 }
 
@@ -276,6 +292,17 @@ fn external_url(cli: &Cli) -> String {
         .map_or_else(|_| "localhost".into(), |h| h.trim().to_owned());
     let port = cli.listen.rsplit_once(':').map_or("9090", |(_, p)| p);
     format!("http://{host}:{port}")
+}
+
+/// The engine's limits from the `--query.*` flags.
+fn engine_options(cli: &Cli) -> osprey_promql::EngineOptions {
+    osprey_promql::EngineOptions {
+        timeout: cli.query_timeout.0,
+        max_samples: cli.query_max_samples,
+        max_concurrent: cli.query_max_concurrency.max(1),
+        lookback_ms: cli.query_lookback.0.as_millis() as i64,
+        ..osprey_promql::EngineOptions::default()
+    }
 }
 
 fn open_db(cli: &Cli) -> Result<osprey_tsdb::Db, String> {
@@ -339,12 +366,13 @@ fn run(cli: &Cli) -> ExitCode {
         notify_state: cli.data_dir.join("notify-state.json"),
         debounce,
     };
+    let engine_opts = engine_options(cli);
     let res: Result<(), String> = rt.block_on(async move {
         // The query API (`/api/v1/query`, …) reads the same TSDB; `/api/v1/status/config` and
         // `/api/v1/status/flags` are the server's own (they follow reloads).
         let api_state = osprey_collector::api::ApiState::new(
             Arc::clone(&db),
-            osprey_promql::Engine::new(osprey_promql::EngineOptions::default()),
+            osprey_promql::Engine::new(engine_opts),
         );
         let engine = Arc::clone(&api_state.engine);
         let api = osprey_collector::api::router(api_state);

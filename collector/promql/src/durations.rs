@@ -341,3 +341,87 @@ mod tests {
         assert_eq!(expand(r#"x{a="[1+1]"}[5m]"#, 0, 0).unwrap(), r#"x{a="[1+1]"}[5m]"#);
     }
 }
+
+/// Rejects a plain-number duration (`x[1e30]`, `x offset 99999999999999999999`) too large for
+/// a `Duration`: `promql-parser` converts it with `Duration::from_secs_f64`, which panics, and
+/// the release build aborts on panic. Run on the text the parser will see (found by the
+/// engine fuzzer).
+pub fn check_number_durations(query: &str) -> Result<(), String> {
+    let b = query.as_bytes();
+    let mut i = 0;
+    let mut in_brackets = false;
+    let mut prev_word = String::new();
+    while i < b.len() {
+        let c = b[i];
+        if c == b'"' || c == b'\'' || c == b'`' {
+            i = skip_string(b, i);
+            continue;
+        }
+        let duration_position = (in_brackets && matches!(prev_word.as_str(), "[" | ":")) || prev_word == "offset";
+        if c.is_ascii_digit() || c == b'.' {
+            let st = i;
+            while i < b.len()
+                && (b[i].is_ascii_alphanumeric()
+                    || b[i] == b'.'
+                    || b[i] == b'_'
+                    || ((b[i] == b'+' || b[i] == b'-') && matches!(b[i - 1], b'e' | b'E')))
+            {
+                i += 1;
+            }
+            let tok = &query[st..i];
+            if duration_position {
+                let v = if let Some(h) = tok.strip_prefix("0x").or_else(|| tok.strip_prefix("0X")) {
+                    u64::from_str_radix(h, 16).ok().map(|n| n as f64)
+                } else {
+                    tok.parse::<f64>().ok()
+                };
+                // `Duration::from_secs_f64` takes at most u64::MAX seconds; keep well inside.
+                if v.is_some_and(|v| !v.is_finite() || v.abs() >= 9.2e18) {
+                    return Err(format!("duration out of range: {tok:?}"));
+                }
+            }
+            tok.clone_into(&mut prev_word);
+            continue;
+        }
+        if c.is_ascii_alphabetic() || c == b'_' {
+            let st = i;
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                i += 1;
+            }
+            prev_word = query[st..i].to_ascii_lowercase();
+            continue;
+        }
+        match c {
+            b'[' => in_brackets = true,
+            b']' => in_brackets = false,
+            _ => {}
+        }
+        if !(c.is_ascii_whitespace() || c == b'-' && prev_word == "offset") {
+            prev_word = (c as char).to_string();
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// Parses with `promql-parser` after [`check_number_durations`].
+pub fn parse_checked(query: &str) -> Result<promql_parser::parser::Expr, String> {
+    check_number_durations(query)?;
+    promql_parser::parser::parse(query)
+}
+
+#[cfg(test)]
+mod number_duration_tests {
+    use super::parse_checked;
+
+    #[test]
+    fn huge_number_durations_are_errors_not_panics() {
+        for q in ["rate(x[99999999999999999999])", "x offset 1e30", "x offset -1e300", "max_over_time(x[5m:1e400])"] {
+            let e = parse_checked(q).unwrap_err();
+            assert!(e.starts_with("duration out of range"), "{q}: {e}");
+        }
+        for q in ["rate(x[300])", "x offset 60", "x[5m:30]", "x{a=\"[99999999999999999999]\"}", "x > 1e30"] {
+            assert!(parse_checked(q).is_ok(), "{q}");
+        }
+    }
+}

@@ -5,8 +5,7 @@
 //! evaluation step then only binary-searches those in-memory samples.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use promql_parser::label::MatchOp as PMatchOp;
@@ -28,7 +27,7 @@ pub struct EngineOptions {
     pub timeout: Duration,
     /// Subquery step when none is given.
     pub default_subquery_step_ms: i64,
-    /// Most queries running at once; more fail fast.
+    /// Most queries running at once; more wait for a slot until their timeout.
     pub max_concurrent: usize,
     /// Most samples a query may read from storage in all (its selectors' whole windows);
     /// bounds memory for long range queries.
@@ -52,26 +51,31 @@ impl Default for EngineOptions {
 #[derive(Debug, Default)]
 pub struct Engine {
     opts: EngineOptions,
-    running: AtomicUsize,
+    /// Queries running now; at `max_concurrent`, further queries wait for a slot (as
+    /// Prometheus's query queue does) until their timeout.
+    running: Mutex<usize>,
+    slot_freed: Condvar,
 }
 
 /// Parses a query with the `promql-parser` crate.
 pub fn parse(query: &str) -> Result<Expr> {
-    parser::parse(query).map_err(Error::Parse)
+    crate::durations::parse_checked(query).map_err(Error::Parse)
 }
 
-struct RunningGuard<'a>(&'a AtomicUsize);
+struct RunningGuard<'a>(&'a Engine);
 
 impl Drop for RunningGuard<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        let mut n = self.0.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *n -= 1;
+        self.0.slot_freed.notify_one();
     }
 }
 
 impl Engine {
     /// An engine with these options.
     pub fn new(opts: EngineOptions) -> Self {
-        Self { opts, running: AtomicUsize::new(0) }
+        Self { opts, running: Mutex::new(0), slot_freed: Condvar::new() }
     }
 
     /// An engine with the default options (Prometheus's defaults: 5m lookback, 1m subquery step).
@@ -84,31 +88,78 @@ impl Engine {
         &self.opts
     }
 
-    fn admit(&self) -> Result<RunningGuard<'_>> {
-        let n = self.running.fetch_add(1, Ordering::SeqCst);
-        let guard = RunningGuard(&self.running);
-        if n >= self.opts.max_concurrent {
-            return Err(Error::Exec(format!("too many concurrent queries (limit {})", self.opts.max_concurrent)));
+    /// Waits for a query slot. The query's timeout (the engine's, or a shorter one asked for
+    /// by the request) runs from here, so time in the queue counts, as in Prometheus: a query
+    /// still queued when it runs out fails with "query timed out in query queue". Returns the
+    /// slot and the options with the time left as the evaluation timeout.
+    fn admit(&self, timeout: Option<Duration>) -> Result<(RunningGuard<'_>, EngineOptions)> {
+        let timeout = timeout.map_or(self.opts.timeout, |t| t.min(self.opts.timeout));
+        let deadline = Instant::now() + timeout;
+        let mut n = self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        while *n >= self.opts.max_concurrent.max(1) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::Timeout("query queue"));
+            }
+            n = self.slot_freed.wait_timeout(n, left).unwrap_or_else(std::sync::PoisonError::into_inner).0;
         }
-        Ok(guard)
+        *n += 1;
+        drop(n);
+        let opts = EngineOptions { timeout: deadline.saturating_duration_since(Instant::now()), ..self.opts.clone() };
+        Ok((RunningGuard(self), opts))
     }
 
     /// Parses and evaluates `query` at `t` (ms).
     pub fn instant_query(&self, q: &dyn Queryable, query: &str, t: i64) -> Result<QueryResult> {
+        self.instant_query_timeout(q, query, t, None)
+    }
+
+    /// [`Engine::instant_query`] with a per-request timeout (capped at the engine's).
+    pub fn instant_query_timeout(
+        &self,
+        q: &dyn Queryable,
+        query: &str,
+        t: i64,
+        timeout: Option<Duration>,
+    ) -> Result<QueryResult> {
         let expr = parse(&crate::durations::expand(query, 0, 0).map_err(Error::Parse)?)?;
-        self.eval_instant(q, &expr, t)
+        self.eval_instant_timeout(q, &expr, t, timeout)
     }
 
     /// Parses and evaluates `query` from `start` to `end` every `step` (ms).
     pub fn range_query(&self, q: &dyn Queryable, query: &str, start: i64, end: i64, step: i64) -> Result<QueryResult> {
+        self.range_query_timeout(q, query, start, end, step, None)
+    }
+
+    /// [`Engine::range_query`] with a per-request timeout (capped at the engine's).
+    pub fn range_query_timeout(
+        &self,
+        q: &dyn Queryable,
+        query: &str,
+        start: i64,
+        end: i64,
+        step: i64,
+        timeout: Option<Duration>,
+    ) -> Result<QueryResult> {
         let expr = parse(&crate::durations::expand(query, end - start, step).map_err(Error::Parse)?)?;
-        self.eval_range(q, &expr, start, end, step)
+        self.eval_range_timeout(q, &expr, start, end, step, timeout)
     }
 
     /// Evaluates a parsed expression at `t`.
     pub fn eval_instant(&self, q: &dyn Queryable, expr: &Expr, t: i64) -> Result<QueryResult> {
-        let _g = self.admit()?;
-        let mut ev = Evaluator::new(q, &self.opts, t, t, 0);
+        self.eval_instant_timeout(q, expr, t, None)
+    }
+
+    /// [`Engine::eval_instant`] with a per-request timeout.
+    pub fn eval_instant_timeout(
+        &self,
+        q: &dyn Queryable,
+        expr: &Expr,
+        t: i64,
+        timeout: Option<Duration>,
+    ) -> Result<QueryResult> {
+        let (_g, opts) = self.admit(timeout)?;
+        let mut ev = Evaluator::new(q, &opts, t, t, 0);
         ev.preload(expr, t, t);
         ev.check_loaded()?;
         let value = match ev.eval(expr, t)? {
@@ -133,6 +184,11 @@ impl Engine {
                     }
                 }
                 m.sort_by(|a, b| a.labels.cmp(&b.labels));
+                // Names dropped inside a subquery can make two series equal (found by the
+                // fuzzer); Prometheus rejects such a matrix as it rejects such a vector.
+                if m.windows(2).any(|w| w[0].labels == w[1].labels) {
+                    return Err(Error::Exec("vector cannot contain metrics with the same labelset".into()));
+                }
                 QueryValue::Matrix(m)
             }
         };
@@ -141,7 +197,20 @@ impl Engine {
 
     /// Evaluates a parsed expression as a range query.
     pub fn eval_range(&self, q: &dyn Queryable, expr: &Expr, start: i64, end: i64, step: i64) -> Result<QueryResult> {
-        let _g = self.admit()?;
+        self.eval_range_timeout(q, expr, start, end, step, None)
+    }
+
+    /// [`Engine::eval_range`] with a per-request timeout.
+    pub fn eval_range_timeout(
+        &self,
+        q: &dyn Queryable,
+        expr: &Expr,
+        start: i64,
+        end: i64,
+        step: i64,
+        timeout: Option<Duration>,
+    ) -> Result<QueryResult> {
+        let (_g, opts) = self.admit(timeout)?;
         if step <= 0 {
             return Err(Error::Exec("zero or negative query resolution step widths are not accepted".into()));
         }
@@ -157,7 +226,7 @@ impl Engine {
                 )));
             }
         }
-        let mut ev = Evaluator::new(q, &self.opts, start, end, step);
+        let mut ev = Evaluator::new(q, &opts, start, end, step);
         ev.preload(expr, start, end);
         ev.check_loaded()?;
         let mut index: HashMap<Labels, usize> = HashMap::new();

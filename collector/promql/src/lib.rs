@@ -13,7 +13,7 @@ mod functions;
 mod histogram;
 mod info;
 pub mod labels;
-pub mod position;
+pub use api::position;
 mod rangefns;
 pub mod series;
 pub mod storage;

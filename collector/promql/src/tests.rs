@@ -97,11 +97,60 @@ fn timeout_stops_the_query() {
     assert_eq!(err.to_string(), "query timed out in expression evaluation");
 }
 
+/// A store whose `select` signals that it was entered, then blocks until released.
+struct Gate {
+    inner: MemStorage,
+    entered: std::sync::Mutex<std::sync::mpsc::Sender<()>>,
+    release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl Queryable for Gate {
+    fn select(&self, m: &[Matcher], mint: i64, maxt: i64) -> Vec<Series> {
+        let _ = self.entered.lock().unwrap().send(());
+        let _ = self.release.lock().unwrap().recv();
+        self.inner.select(m, mint, maxt)
+    }
+    fn label_names(&self, m: &[Matcher]) -> Vec<String> {
+        self.inner.label_names(m)
+    }
+    fn label_values(&self, n: &str, m: &[Matcher]) -> Vec<String> {
+        self.inner.label_values(n, m)
+    }
+}
+
 #[test]
-fn concurrency_limit_rejects_excess_queries() {
-    let s = store(1, 1);
-    let e = Engine::new(EngineOptions { max_concurrent: 0, ..EngineOptions::default() });
-    assert!(matches!(e.instant_query(&s, "x_total", 0), Err(Error::Exec(_))));
+fn concurrency_limit_queues_then_times_out_in_the_queue() {
+    let s = store(1, 10);
+    let (entered_tx, entered_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel();
+    let gate = Gate {
+        inner: s.clone(),
+        entered: std::sync::Mutex::new(entered_tx),
+        release: std::sync::Mutex::new(release_rx),
+    };
+    let e = Engine::new(EngineOptions { max_concurrent: 1, ..EngineOptions::default() });
+    std::thread::scope(|sc| {
+        let first = sc.spawn(|| e.instant_query(&gate, "x_total", 100_000));
+        entered_rx.recv().expect("first query reached storage");
+        // The only slot is taken: a query with a short timeout gives up in the queue.
+        let err = e.instant_query_timeout(&s, "x_total", 100_000, Some(Duration::from_millis(50))).unwrap_err();
+        assert_eq!(err, Error::Timeout("query queue"));
+        assert_eq!(err.to_string(), "query timed out in query queue");
+        // One with time to spare waits and runs once the slot is free.
+        let second = sc.spawn(|| e.instant_query_timeout(&s, "x_total", 100_000, Some(Duration::from_secs(60))));
+        release_tx.send(()).expect("release");
+        assert!(first.join().expect("first").is_ok());
+        assert!(second.join().expect("second").is_ok());
+    });
+}
+
+#[test]
+fn request_timeout_is_capped_by_and_shortens_the_engine_timeout() {
+    let s = store(2, 100);
+    let e = Engine::default_engine();
+    let err = e.range_query_timeout(&s, "x_total", 0, 1_000_000, 1000, Some(Duration::ZERO)).unwrap_err();
+    assert_eq!(err, Error::Timeout("expression evaluation"));
+    assert!(e.range_query_timeout(&s, "x_total", 0, 1_000_000, 1000, Some(Duration::from_secs(3600))).is_ok());
 }
 
 #[test]
@@ -210,4 +259,21 @@ mod generated {
             }
         }
     }
+}
+
+#[test]
+fn instant_subquery_with_colliding_dropped_names_is_an_error() {
+    let mut s = MemStorage::new();
+    for name in ["a_total", "b_total"] {
+        let l = Labels::from_pairs(&[("__name__", name), ("job", "x")]);
+        for p in 0..40 {
+            s.add(&l, p * 15_000, p as f64);
+        }
+    }
+    let e = Engine::default_engine();
+    for q in ["(-{job=\"x\"})[5m:]", "(tanh({job=\"x\"}))[5m:1m]"] {
+        let err = e.instant_query(&s, q, 500_000).unwrap_err();
+        assert_eq!(err, Error::Exec("vector cannot contain metrics with the same labelset".into()), "{q}");
+    }
+    assert!(e.instant_query(&s, "({job=\"x\"})[5m:]", 500_000).is_ok(), "names kept: no collision");
 }

@@ -32,10 +32,13 @@ fn time_param(p: &Params, name: &str, default: i64) -> Result<i64, Response> {
     }
 }
 
-fn timeout_param(p: &Params) -> Result<(), Response> {
+/// The request's `timeout`: it shortens (never extends) the engine's `--query.timeout`.
+fn timeout_param(p: &Params) -> Result<Option<std::time::Duration>, Response> {
     match p.get("timeout") {
-        None | Some("") => Ok(()),
-        Some(s) => parse_duration(s).map(|_| ()).map_err(|e| invalid_param("timeout", &e)),
+        None | Some("") => Ok(None),
+        Some(s) => parse_duration(s)
+            .map(|ms| Some(std::time::Duration::from_millis(ms.max(0).unsigned_abs())))
+            .map_err(|e| invalid_param("timeout", &e)),
     }
 }
 
@@ -45,7 +48,12 @@ fn query_result(
 ) -> Response {
     match r {
         Ok(Ok(res)) => raw(200, render_query_response(&res)),
-        Ok(Err(Error::Parse(msg))) => invalid_param("query", &super::position::with_position(q_text, &msg)),
+        Ok(Err(Error::Parse(msg))) => {
+            invalid_param("query", &osprey_promql::api::position::with_position(q_text, &msg))
+        }
+        // A range query over a range vector or string is rejected before evaluation, as a bad
+        // `query` parameter (Prometheus: `bad_data`, 400).
+        Ok(Err(Error::Exec(msg))) if msg.starts_with("invalid expression type ") => invalid_param("query", &msg),
         Ok(Err(e)) => {
             let (code, v) = query_error_response(&e);
             json(code, &v)
@@ -56,46 +64,52 @@ fn query_result(
 
 /// `/api/v1/query`
 pub async fn query(State(st): State<ApiState>, p: Params) -> Response {
-    let run = || -> Result<(String, i64), Response> {
-        timeout_param(&p)?;
-        Ok((p.get("query").unwrap_or("").to_owned(), time_param(&p, "time", (st.clock)())?))
+    let run = || -> Result<(String, i64, Option<std::time::Duration>), Response> {
+        let timeout = timeout_param(&p)?;
+        Ok((p.get("query").unwrap_or("").to_owned(), time_param(&p, "time", (st.clock)())?, timeout))
     };
-    let (q, t) = match run() {
+    let (q, t, timeout) = match run() {
         Ok(v) => v,
         Err(r) => return r,
     };
     let storage = st.storage();
     let engine = std::sync::Arc::clone(&st.engine);
     let text = q.clone();
-    query_result(&text, tokio::task::spawn_blocking(move || engine.instant_query(&storage, &q, t)).await)
+    query_result(
+        &text,
+        tokio::task::spawn_blocking(move || engine.instant_query_timeout(&storage, &q, t, timeout)).await,
+    )
 }
 
 /// `/api/v1/query_range`
 pub async fn query_range(State(st): State<ApiState>, p: Params) -> Response {
-    let run = || -> Result<(String, i64, i64, i64), Response> {
+    let run = || -> Result<(String, i64, i64, i64, Option<std::time::Duration>), Response> {
         let start = parse_time(p.get("start").unwrap_or("")).map_err(|e| invalid_param("start", &e))?;
         let end = parse_time(p.get("end").unwrap_or("")).map_err(|e| invalid_param("end", &e))?;
         let step = parse_duration(p.get("step").unwrap_or("")).map_err(|e| invalid_param("step", &e))?;
         check_range(start, end, step).map_err(|(k, m)| error(k, &m))?;
-        timeout_param(&p)?;
-        Ok((p.get("query").unwrap_or("").to_owned(), start, end, step))
+        let timeout = timeout_param(&p)?;
+        Ok((p.get("query").unwrap_or("").to_owned(), start, end, step, timeout))
     };
-    let (q, start, end, step) = match run() {
+    let (q, start, end, step, timeout) = match run() {
         Ok(v) => v,
         Err(r) => return r,
     };
     let storage = st.storage();
     let engine = std::sync::Arc::clone(&st.engine);
     let text = q.clone();
-    query_result(&text, tokio::task::spawn_blocking(move || engine.range_query(&storage, &q, start, end, step)).await)
+    query_result(
+        &text,
+        tokio::task::spawn_blocking(move || engine.range_query_timeout(&storage, &q, start, end, step, timeout)).await,
+    )
 }
 
 /// Parses `match[]` selectors into matcher groups (one per `or` branch), as Prometheus does.
 fn match_params(p: &Params) -> Result<Vec<Vec<QMatcher>>, Response> {
     let mut groups = Vec::new();
     for s in p.all("match[]") {
-        let expr = promql_parser::parser::parse(s)
-            .map_err(|e| invalid_param("match[]", &super::position::with_position(s, &e)))?;
+        let expr = osprey_promql::durations::parse_checked(s)
+            .map_err(|e| invalid_param("match[]", &osprey_promql::api::position::with_position(s, &e)))?;
         let Expr::VectorSelector(vs) = expr else {
             return Err(invalid_param(
                 "match[]",

@@ -8,7 +8,6 @@
 
 mod handlers;
 mod params;
-mod position;
 mod status;
 pub mod storage;
 

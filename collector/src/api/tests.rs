@@ -316,7 +316,7 @@ async fn bad_requests_get_prometheus_errors() {
             None,
             400,
             "bad_data",
-            "invalid parameter \"query\": 1:11: parse error: unexpected right parenthesis",
+            "invalid parameter \"query\": 1:12: parse error: unexpected right parenthesis ')'",
         ),
         (
             "/api/v1/query?query=up%7B%0A",
@@ -368,8 +368,16 @@ async fn bad_requests_get_prometheus_errors() {
     let (code, v) = call(&small, get("/api/v1/query_range?query=up&start=0&end=3600&step=15")).await;
     assert_eq!((code, &v["errorType"]), (422, &serde_json::json!("execution")), "{v}");
     assert_eq!(v["error"], "query processing would load too many samples into memory in query execution");
-    let slow = state(db, EngineOptions { timeout: Duration::ZERO, ..EngineOptions::default() });
+    let slow = state(Arc::clone(&db), EngineOptions { timeout: Duration::ZERO, ..EngineOptions::default() });
     let (code, v) =
         call(&slow, get("/api/v1/query_range?query=rate(http_requests_total%5B5m%5D)&start=0&end=3600&step=15")).await;
     assert_eq!((code, &v["errorType"]), (503, &serde_json::json!("timeout")), "{v}");
+    // The request's `timeout` shortens the engine's (2m here), as Prometheus's does.
+    let normal = state(db, EngineOptions::default());
+    let uri = "/api/v1/query_range?query=rate(http_requests_total%5B5m%5D)&start=0&end=3600&step=15";
+    let (code, v) = call(&normal, get(&format!("{uri}&timeout=0s"))).await;
+    assert_eq!((code, &v["errorType"]), (503, &serde_json::json!("timeout")), "{v}");
+    assert_eq!(v["error"], "query timed out in expression evaluation");
+    let (code, v) = call(&normal, get(&format!("{uri}&timeout=1h"))).await;
+    assert_eq!(code, 200, "{v}");
 }

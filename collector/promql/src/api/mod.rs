@@ -6,6 +6,8 @@
 //! serialises as `1.5`; [`render_query_response`] writes Prometheus's exact bytes (`1.500`).
 
 pub mod params;
+pub mod position;
+mod syntax;
 
 use std::fmt::Write as _;
 
@@ -184,7 +186,7 @@ pub fn query_error_response(e: &Error) -> (u16, Value) {
 
 /// `/api/v1/format_query`: the query pretty-printed, or `bad_data`.
 pub fn format_query_response(query: &str) -> (u16, Value) {
-    match promql_parser::parser::parse(query) {
+    match crate::durations::parse_checked(query) {
         Ok(e) => (200, success(Value::String(e.prettify()))),
         Err(e) => error_response(ErrorType::BadData, &e),
     }
@@ -192,7 +194,7 @@ pub fn format_query_response(query: &str) -> (u16, Value) {
 
 /// `/api/v1/parse_query`: the query's syntax tree as JSON, or `bad_data`.
 pub fn parse_query_response(query: &str) -> (u16, Value) {
-    match promql_parser::parser::parse(query) {
+    match crate::durations::parse_checked(query) {
         Ok(e) => match serde_json::to_value(&e) {
             Ok(v) => (200, success(v)),
             Err(err) => error_response(ErrorType::Internal, &err.to_string()),
