@@ -6,6 +6,7 @@ use std::hash::{Hash, Hasher};
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 
 use crate::engine::Evaluator;
+use crate::idmap::IdMap;
 use crate::labels::{Labels, METRIC_NAME};
 use crate::value::{Error, Result, Sample, Value};
 
@@ -178,7 +179,7 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr, ts: i64) -> Result
     }
 
     let node = std::ptr::from_ref(a) as usize;
-    let mut index: HashMap<usize, usize> = HashMap::new();
+    let mut index: IdMap<usize, usize> = IdMap::default();
     let mut groups: Vec<Group> = Vec::new();
     for s in input {
         let key = ev.group_key(node, &s.labels, |ls| grouping_key(ls, modifier));

@@ -11,6 +11,7 @@ pub mod durations;
 pub mod engine;
 mod functions;
 mod histogram;
+mod idmap;
 mod info;
 pub mod labels;
 mod rangefns;
