@@ -355,7 +355,13 @@ pub(crate) struct Evaluator<'a> {
     /// its id cannot be reused. Keys are interned, so equal keys share one id.
     group_keys: IdMap<(usize, usize), (Labels, Labels)>,
     interned: HashMap<Labels, Labels>,
+    /// Per aggregation node, the grouping of its input at the previous step.
+    pub(crate) assignments: IdMap<usize, Arc<crate::aggregate::Assignment>>,
     pub(crate) step_samples: usize,
+    /// Subqueries being evaluated around the current node (steps are off the query's grid).
+    pub(crate) subquery_depth: usize,
+    /// Precomputed range-function steps per matrix selector (see `rangeblock`).
+    pub(crate) blocks: IdMap<usize, crate::rangeblock::RangeBlock>,
     loaded: usize,
     pub(crate) warnings: BTreeSet<String>,
     pub(crate) infos: BTreeSet<String>,
@@ -373,8 +379,11 @@ impl<'a> Evaluator<'a> {
             cursors: IdMap::default(),
             group_keys: IdMap::default(),
             interned: HashMap::new(),
+            assignments: IdMap::default(),
             deadline: Instant::now() + opts.timeout,
             step_samples: 0,
+            subquery_depth: 0,
+            blocks: IdMap::default(),
             loaded: 0,
             warnings: BTreeSet::new(),
             infos: BTreeSet::new(),
@@ -399,7 +408,7 @@ impl<'a> Evaluator<'a> {
         Ok(())
     }
 
-    fn count_samples(&mut self, n: usize) -> Result<()> {
+    pub(crate) fn count_samples(&mut self, n: usize) -> Result<()> {
         self.step_samples += n;
         if self.step_samples > self.opts.max_samples {
             return Err(Error::TooManySamples("query execution"));
@@ -498,7 +507,7 @@ impl<'a> Evaluator<'a> {
         d
     }
 
-    fn series_of(&self, vs: &VectorSelector) -> Arc<Vec<storage::Series>> {
+    pub(crate) fn series_of(&self, vs: &VectorSelector) -> Arc<Vec<storage::Series>> {
         let key = std::ptr::from_ref(vs) as usize;
         self.data.get(&key).cloned().unwrap_or_default()
     }
@@ -657,6 +666,13 @@ impl<'a> Evaluator<'a> {
     }
 
     fn eval_subquery(&mut self, sq: &parser::SubqueryExpr, ts: i64) -> Result<Vec<RangeSeries>> {
+        self.subquery_depth += 1;
+        let r = self.eval_subquery_steps(sq, ts);
+        self.subquery_depth -= 1;
+        r
+    }
+
+    fn eval_subquery_steps(&mut self, sq: &parser::SubqueryExpr, ts: i64) -> Result<Vec<RangeSeries>> {
         let rt = self.ref_time(sq.at.as_ref(), sq.offset.as_ref(), ts);
         let step = sq.step.map_or(self.opts.default_subquery_step_ms, |d| d.as_millis() as i64).max(1);
         let range = sq.range.as_millis() as i64;

@@ -374,6 +374,11 @@ fn call_range(ev: &mut Evaluator<'_>, name: &str, args: &[Box<Expr>], mi: usize,
     (ra.rt, ra.range) = window_of(ev, &args[mi], ts);
     let keep_name = matches!(name, "last_over_time" | "first_over_time");
     if let Expr::MatrixSelector(ms) = &*args[mi] {
+        if crate::rangeblock::eligible(name)
+            && let Some(out) = crate::rangeblock::eval(ev, name, ms, ts, keep_name)?
+        {
+            return Ok(Value::Vector(out));
+        }
         // Straight over the preloaded samples: no matrix is built per step.
         let check_counter = matches!(name, "rate" | "increase");
         let mut out = Vec::new();

@@ -14,6 +14,7 @@ mod histogram;
 mod idmap;
 mod info;
 pub mod labels;
+mod rangeblock;
 mod rangefns;
 pub mod storage;
 pub mod value;
