@@ -5,13 +5,18 @@
 # Data: SERIES counter series (job x instance) plus a 10-bucket histogram per job, one sample
 # every 60 s for HOURS hours, written as OpenMetrics; Prometheus gets it through
 # `promtool tsdb create-blocks-from openmetrics`, Osprey through `import_openmetrics`.
-# Run by hand, not in CI:
-#   bash benches/promql_vs_prometheus.sh [SERIES] [HOURS] [RUNS]      (default 10000 24 5)
+# Each query runs once per side to warm up, then RUNS times alternating Prometheus and Osprey
+# (so load from other processes on this shared machine hits both alike); the table shows the
+# median wall time of each side, the ratio, and each side's median CPU time per query (from
+# /proc/PID/stat, less sensitive to that load). Run by hand, not in CI:
+#   bash benches/promql_vs_prometheus.sh [SERIES] [HOURS] [RUNS]      (default 10000 24 7)
+# PROMQL_BENCH_DIR=DIR keeps the generated data (OpenMetrics file, both data directories) in DIR
+# and reuses it on the next run with the same SERIES and HOURS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SERIES="${1:-10000}"
 HOURS="${2:-24}"
-RUNS="${3:-5}"
+RUNS="${3:-7}"
 PROM="$(command -v prometheus || true)"
 PROMTOOL="$(command -v promtool || true)"
 [ -n "$PROM" ] && [ -n "$PROMTOOL" ] || { echo "prometheus/promtool not installed (apt-get install prometheus)" >&2; exit 1; }
@@ -22,7 +27,9 @@ python3 - "$OURS" "$PROM" "$PROMTOOL" "$SERIES" "$HOURS" "$RUNS" <<'PY'
 import json, os, shutil, socket, statistics, subprocess, sys, tempfile, time, urllib.parse, urllib.request
 
 ours, prom, promtool, series, hours, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
-d = tempfile.mkdtemp(prefix="promql-bench-")
+keep = os.environ.get("PROMQL_BENCH_DIR")
+d = os.path.join(keep, f"{series}x{hours}h") if keep else tempfile.mkdtemp(prefix="promql-bench-")
+os.makedirs(d, exist_ok=True)
 base = 1_699_999_200
 points = hours * 60
 end = base + (points - 1) * 60
@@ -44,32 +51,47 @@ def peak_rss_mb(pid):
             return int(line.split()[1]) / 1024
     return float("nan")
 
+def cpu_ms(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
 om = os.path.join(d, "data.om")
 t0 = time.time()
-with open(om, "w") as f:
-    f.write("# TYPE x counter\n")
-    jobs = 10
-    for s in range(series):
-        job, inst = s % jobs, s // jobs
-        slope = 1 + (s * 7919) % 97
-        lines = [f'x_total{{instance="i{inst}",job="j{job}"}} {slope * i} {base + i * 60}\n' for i in range(points)]
-        f.writelines(lines)
-    f.write("# TYPE lat_seconds histogram\n")
-    for job in range(jobs):
-        for k, le in enumerate(["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "+Inf"]):
-            f.writelines(f'lat_seconds_bucket{{job="j{job}",le="{le}"}} {(k + 1) * (job + 1) * i} {base + i * 60}\n' for i in range(points))
-    f.write("# EOF\n")
-print(f"data: {series} series + {jobs * 10} buckets x {points} samples ({os.path.getsize(om) >> 20} MiB OpenMetrics, {time.time() - t0:.0f}s)")
+jobs = 10
+if os.path.exists(om + ".done"):
+    print(f"data: reusing {d}")
+else:
+  with open(om, "w") as f:
+      f.write("# TYPE x counter\n")
+      for s in range(series):
+          job, inst = s % jobs, s // jobs
+          slope = 1 + (s * 7919) % 97
+          lines = [f'x_total{{instance="i{inst}",job="j{job}"}} {slope * i} {base + i * 60}\n' for i in range(points)]
+          f.writelines(lines)
+      f.write("# TYPE lat_seconds histogram\n")
+      for job in range(jobs):
+          for k, le in enumerate(["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "+Inf"]):
+              f.writelines(f'lat_seconds_bucket{{job="j{job}",le="{le}"}} {(k + 1) * (job + 1) * i} {base + i * 60}\n' for i in range(points))
+      f.write("# EOF\n")
+  open(om + ".done", "w").close()
+  print(f"data: {series} series + {jobs * 10} buckets x {points} samples ({os.path.getsize(om) >> 20} MiB OpenMetrics, {time.time() - t0:.0f}s)")
 
 prom_dir = os.path.join(d, "prom")
-subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", om, prom_dir], check=True, stdout=subprocess.DEVNULL)
+if not os.path.exists(prom_dir):
+    subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", om, prom_dir + ".tmp"], check=True, stdout=subprocess.DEVNULL)
+    os.rename(prom_dir + ".tmp", prom_dir)
+osprey_dir = os.path.join(d, "osprey")
+if not os.path.exists(osprey_dir + ".done"):
+    shutil.rmtree(osprey_dir, ignore_errors=True)
+    subprocess.run([ours, om, osprey_dir, "import-only"], check=True, stderr=subprocess.DEVNULL)
+    open(osprey_dir + ".done", "w").close()
 cfg = os.path.join(d, "prometheus.yml")
 open(cfg, "w").write("global:\n  scrape_interval: 1h\n")
 pp, op = free_port(), free_port()
 log = open(os.path.join(d, "prom.log"), "w")
 p = subprocess.Popen([prom, f"--config.file={cfg}", f"--storage.tsdb.path={prom_dir}", f"--web.listen-address=127.0.0.1:{pp}",
                       "--storage.tsdb.retention.time=100y"], stdout=log, stderr=log)
-o = subprocess.Popen([ours, om, os.path.join(d, "osprey"), f"127.0.0.1:{op}"], stderr=open(os.path.join(d, "ours.log"), "w"))
+o = subprocess.Popen([ours, "-", osprey_dir, f"127.0.0.1:{op}"], stderr=open(os.path.join(d, "ours.log"), "w"))
 try:
     wait_ready(pp, "/-/ready")
     wait_ready(op, "/api/v1/status/buildinfo")
@@ -82,24 +104,34 @@ try:
         (f"sum by (job) (rate) {hours}h range @60s", "query_range",
          {"query": "sum by (job) (rate(x_total[5m]))", "start": base + 600 + 30, "end": t, "step": 60}),
     ]
-    print(f"{'query':40} {'prometheus ms':>14} {'osprey ms':>10} {'ratio':>7}")
+    print(f"{'query':40} {'prometheus ms':>14} {'osprey ms':>10} {'ratio':>7} {'prom cpu ms':>12} {'osprey cpu ms':>14}")
+    procs = (("prom", pp, p.pid), ("ours", op, o.pid))
     for name, ep, params in queries:
         body = urllib.parse.urlencode(params).encode()
-        res = {}
-        for label, port in (("prom", pp), ("ours", op)):
-            times = []
-            for _ in range(runs):
+        times = {"prom": [], "ours": []}
+        cpus = {"prom": [], "ours": []}
+        sizes = {}
+        for rep in range(runs + 1):
+            for label, port, pid in procs:
+                c0 = cpu_ms(pid)
                 t1 = time.perf_counter()
-                r = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/{ep}", data=body, timeout=600))
-                times.append((time.perf_counter() - t1) * 1000)
+                raw = urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/{ep}", data=body, timeout=600).read()
+                dt = (time.perf_counter() - t1) * 1000  # until the last byte; parsing is not timed
+                r = json.loads(raw)
                 if r.get("status") != "success":
                     raise SystemExit(f"{label} {name}: {r}")
-            res[label] = (statistics.median(times), len(r["data"]["result"]))
-        if res["prom"][1] != res["ours"][1]:
-            print(f"  WARNING {name}: result sizes differ: prometheus {res['prom'][1]} vs osprey {res['ours'][1]}")
-        print(f"{name:40} {res['prom'][0]:14.1f} {res['ours'][0]:10.1f} {res['ours'][0] / res['prom'][0]:7.2f}")
+                sizes[label] = len(r["data"]["result"])
+                if rep > 0:  # the first round warms caches
+                    times[label].append(dt)
+                    cpus[label].append(cpu_ms(pid) - c0)
+        if sizes["prom"] != sizes["ours"]:
+            print(f"  WARNING {name}: result sizes differ: prometheus {sizes['prom']} vs osprey {sizes['ours']}")
+        mp, mo = statistics.median(times["prom"]), statistics.median(times["ours"])
+        cp, co = statistics.median(cpus["prom"]), statistics.median(cpus["ours"])
+        print(f"{name:40} {mp:14.1f} {mo:10.1f} {mo / mp:7.2f} {cp:12.0f} {co:14.0f}", flush=True)
     print(f"peak RSS: prometheus {peak_rss_mb(p.pid):.0f} MiB, osprey {peak_rss_mb(o.pid):.0f} MiB")
 finally:
     p.terminate(); o.terminate(); p.wait(); o.wait()
-    shutil.rmtree(d, ignore_errors=True)
+    if not keep:
+        shutil.rmtree(d, ignore_errors=True)
 PY

@@ -1,7 +1,9 @@
 //! Imports an OpenMetrics file into a fresh data directory and serves the `/api/v1` routes
 //! over it (used by `benches/promql_vs_prometheus.sh`).
 //!
-//! Usage: `api_serve FILE.om DATA_DIR 127.0.0.1:PORT`
+//! Usage: `api_serve FILE.om DATA_DIR 127.0.0.1:PORT`; `FILE.om` `-` serves an existing data
+//! directory without importing, and `import-only` in place of the address imports and exits
+//! (so a benchmark's peak memory figure is the serving process's alone).
 
 use std::sync::Arc;
 
@@ -13,8 +15,13 @@ fn main() -> anyhow::Result<()> {
     let [file, dir, addr] = args.as_slice() else {
         anyhow::bail!("usage: api_serve FILE.om DATA_DIR LISTEN_ADDR");
     };
-    let report = osprey_tsdb::import_openmetrics(file.as_ref(), dir.as_ref()).context("importing")?;
-    eprintln!("imported {} series, {} samples in {} blocks", report.series, report.samples, report.blocks);
+    if file != "-" {
+        let report = osprey_tsdb::import_openmetrics(file.as_ref(), dir.as_ref()).context("importing")?;
+        eprintln!("imported {} series, {} samples in {} blocks", report.series, report.samples, report.blocks);
+    }
+    if addr == "import-only" {
+        return Ok(());
+    }
     let db = osprey_tsdb::Db::open(dir, osprey_tsdb::Options { maintenance_interval: None, ..Default::default() })?;
     let state = ApiState::new(Arc::new(db), osprey_promql::Engine::default_engine());
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -6,6 +6,7 @@ use std::hash::{Hash, Hasher};
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 
 use crate::engine::Evaluator;
+use crate::idmap::IdMap;
 use crate::labels::{Labels, METRIC_NAME};
 use crate::value::{Error, Result, Sample, Value};
 
@@ -178,14 +179,15 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr, ts: i64) -> Result
     }
 
     let node = std::ptr::from_ref(a) as usize;
-    let mut index: HashMap<usize, usize> = HashMap::new();
-    let mut groups: Vec<Group> = Vec::new();
-    for s in input {
-        let key = ev.group_key(node, &s.labels, |ls| grouping_key(ls, modifier));
-        let gi = if let Some(&i) = index.get(&key.id()) {
-            i
+    let assignment = group_assignment(ev, node, &input, modifier);
+    let (assign, keys) = (&assignment.assign, &assignment.keys);
+    let mut groups: Vec<Group> = Vec::with_capacity(keys.len());
+    for (s, &gi) in input.into_iter().zip(assign.iter()) {
+        let gi = if gi < groups.len() {
+            gi
         } else {
-            index.insert(key.id(), groups.len());
+            // Groups are numbered in order of first appearance.
+            let key = keys[gi].clone();
             let f = s.v;
             let value = match op {
                 "group" => 1.0,
@@ -300,6 +302,48 @@ pub(crate) fn eval(ev: &mut Evaluator<'_>, a: &AggregateExpr, ts: i64) -> Result
         out.push(Sample { labels: g.labels, t: ts, v, drop_name: g.drop_name });
     }
     Ok(Value::Vector(out))
+}
+
+/// Which group each input sample falls in (groups numbered by first appearance), and the
+/// groups' keys.
+pub(crate) struct Assignment {
+    /// Input label sets, held so that their ids stay unique while cached.
+    inputs: Vec<Labels>,
+    /// Group index per input sample.
+    assign: Vec<usize>,
+    /// Key per group.
+    keys: Vec<Labels>,
+}
+
+/// The grouping of `input` at aggregation `node`: reused from the previous step when the input
+/// has the same label sets in the same order (range queries over a stable set of series), so
+/// the common case costs one pass of pointer comparisons instead of a hash lookup per sample.
+fn group_assignment(
+    ev: &mut Evaluator<'_>,
+    node: usize,
+    input: &[Sample],
+    modifier: Option<&LabelModifier>,
+) -> std::sync::Arc<Assignment> {
+    if let Some(c) = ev.assignments.get(&node)
+        && c.inputs.len() == input.len()
+        && c.inputs.iter().zip(input).all(|(l, s)| l.id() == s.labels.id())
+    {
+        return c.clone();
+    }
+    let mut index: IdMap<usize, usize> = IdMap::default();
+    let mut keys: Vec<Labels> = Vec::new();
+    let mut assign = Vec::with_capacity(input.len());
+    for s in input {
+        let key = ev.group_key(node, &s.labels, |ls| grouping_key(ls, modifier));
+        let gi = *index.entry(key.id()).or_insert_with(|| {
+            keys.push(key.clone());
+            keys.len() - 1
+        });
+        assign.push(gi);
+    }
+    let a = std::sync::Arc::new(Assignment { inputs: input.iter().map(|s| s.labels.clone()).collect(), assign, keys });
+    ev.assignments.insert(node, a.clone());
+    a
 }
 
 /// The `k` best samples under `cmp` (earlier input wins ties), sorted best first; linear

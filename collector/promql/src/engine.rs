@@ -12,6 +12,7 @@ use promql_parser::label::MatchOp as PMatchOp;
 use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{self, AtModifier, Expr, Offset, VectorSelector};
 
+use crate::idmap::IdMap;
 use crate::labels::{Labels, METRIC_NAME};
 use crate::storage::{self, Matcher, Queryable, is_stale};
 use crate::value::{Error, QueryResult, QueryValue, RangeSeries, Result, Sample, Value};
@@ -230,7 +231,7 @@ impl Engine {
         ev.preload(expr, start, end);
         ev.check_loaded()?;
         let mut index: HashMap<Labels, usize> = HashMap::new();
-        let mut by_id: HashMap<usize, usize> = HashMap::new();
+        let mut by_id: IdMap<usize, usize> = IdMap::default();
         let mut out: Vec<RangeSeries> = Vec::new();
         let mut total = 0usize;
         let mut ts = start;
@@ -414,16 +415,22 @@ pub(crate) struct Evaluator<'a> {
     pub(crate) start: i64,
     pub(crate) end: i64,
     pub(crate) interval: i64,
-    data: HashMap<usize, Arc<Vec<storage::Series>>>,
+    data: IdMap<usize, Arc<Vec<storage::Series>>>,
     /// Per selector and series, the sample indices of the previous step (steps mostly move
     /// forward, so the next window is found by a short forward scan).
-    cursors: HashMap<usize, Vec<(usize, usize)>>,
+    cursors: IdMap<usize, Vec<(usize, usize)>>,
     deadline: Instant,
     /// Grouping keys by (aggregation node, input label set id); the input is kept alive here so
     /// its id cannot be reused. Keys are interned, so equal keys share one id.
-    group_keys: HashMap<(usize, usize), (Labels, Labels)>,
+    group_keys: IdMap<(usize, usize), (Labels, Labels)>,
     interned: HashMap<Labels, Labels>,
+    /// Per aggregation node, the grouping of its input at the previous step.
+    pub(crate) assignments: IdMap<usize, Arc<crate::aggregate::Assignment>>,
     pub(crate) step_samples: usize,
+    /// Subqueries being evaluated around the current node (steps are off the query's grid).
+    pub(crate) subquery_depth: usize,
+    /// Precomputed range-function steps per matrix selector (see `rangeblock`).
+    pub(crate) blocks: IdMap<usize, crate::rangeblock::RangeBlock>,
     loaded: usize,
     pub(crate) warnings: BTreeSet<String>,
     pub(crate) infos: BTreeSet<String>,
@@ -437,12 +444,15 @@ impl<'a> Evaluator<'a> {
             start,
             end,
             interval,
-            data: HashMap::new(),
-            cursors: HashMap::new(),
-            group_keys: HashMap::new(),
+            data: IdMap::default(),
+            cursors: IdMap::default(),
+            group_keys: IdMap::default(),
             interned: HashMap::new(),
+            assignments: IdMap::default(),
             deadline: Instant::now() + opts.timeout,
             step_samples: 0,
+            subquery_depth: 0,
+            blocks: IdMap::default(),
             loaded: 0,
             warnings: BTreeSet::new(),
             infos: BTreeSet::new(),
@@ -467,7 +477,7 @@ impl<'a> Evaluator<'a> {
         Ok(())
     }
 
-    fn count_samples(&mut self, n: usize) -> Result<()> {
+    pub(crate) fn count_samples(&mut self, n: usize) -> Result<()> {
         self.step_samples += n;
         if self.step_samples > self.opts.max_samples {
             return Err(Error::TooManySamples("query execution"));
@@ -566,7 +576,7 @@ impl<'a> Evaluator<'a> {
         d
     }
 
-    fn series_of(&self, vs: &VectorSelector) -> Arc<Vec<storage::Series>> {
+    pub(crate) fn series_of(&self, vs: &VectorSelector) -> Arc<Vec<storage::Series>> {
         let key = std::ptr::from_ref(vs) as usize;
         self.data.get(&key).cloned().unwrap_or_default()
     }
@@ -678,7 +688,60 @@ impl<'a> Evaluator<'a> {
         Ok(out)
     }
 
+    /// Calls `f` with the labels and points in `(rt - range, rt]` of each series of a matrix
+    /// selector (stale markers removed, series without points skipped), like
+    /// [`Self::select_matrix`] but borrowing the preloaded samples instead of copying them.
+    pub(crate) fn for_each_window(
+        &mut self,
+        vs: &VectorSelector,
+        range: i64,
+        ts: i64,
+        mut f: impl FnMut(&Labels, &[(i64, f64)]) -> Result<()>,
+    ) -> Result<()> {
+        let rt = self.ref_time(vs.at.as_ref(), vs.offset.as_ref(), ts);
+        let data = self.series_of(vs);
+        let key = std::ptr::from_ref(vs) as usize;
+        let mut cur = self.cursors.remove(&key).unwrap_or_else(|| vec![(0, 0); data.len()]);
+        let mut n = 0;
+        let mut buf: Vec<(i64, f64)> = Vec::new();
+        let mut res = Ok(());
+        for (s, c) in data.iter().zip(cur.iter_mut()) {
+            let lo = count_le(&s.samples, rt - range, c.0);
+            let hi = count_le(&s.samples, rt, c.1.max(lo));
+            *c = (lo, hi);
+            if lo >= hi {
+                continue;
+            }
+            let window = &s.samples[lo..hi];
+            let points = if window.iter().any(|p| is_stale(p.1)) {
+                buf.clear();
+                buf.extend(window.iter().copied().filter(|p| !is_stale(p.1)));
+                &buf[..]
+            } else {
+                window
+            };
+            if points.is_empty() {
+                continue;
+            }
+            n += points.len();
+            res = f(&s.labels, points);
+            if res.is_err() {
+                break;
+            }
+        }
+        self.cursors.insert(key, cur);
+        res?;
+        self.count_samples(n)
+    }
+
     fn eval_subquery(&mut self, sq: &parser::SubqueryExpr, ts: i64) -> Result<Vec<RangeSeries>> {
+        self.subquery_depth += 1;
+        let r = self.eval_subquery_steps(sq, ts);
+        self.subquery_depth -= 1;
+        r
+    }
+
+    fn eval_subquery_steps(&mut self, sq: &parser::SubqueryExpr, ts: i64) -> Result<Vec<RangeSeries>> {
         let rt = self.ref_time(sq.at.as_ref(), sq.offset.as_ref(), ts);
         let step = sq.step.map_or(self.opts.default_subquery_step_ms, |d| d.as_millis() as i64).max(1);
         let range = sq.range.as_millis() as i64;
@@ -687,7 +750,7 @@ impl<'a> Evaluator<'a> {
             t += step;
         }
         let mut index: HashMap<Labels, usize> = HashMap::new();
-        let mut by_id: HashMap<usize, usize> = HashMap::new();
+        let mut by_id: IdMap<usize, usize> = IdMap::default();
         let mut out: Vec<RangeSeries> = Vec::new();
         let mut n = 0;
         while t <= rt {

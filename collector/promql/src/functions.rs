@@ -372,23 +372,44 @@ fn call_range(ev: &mut Evaluator<'_>, name: &str, args: &[Box<Expr>], mi: usize,
         _ => {}
     }
     (ra.rt, ra.range) = window_of(ev, &args[mi], ts);
-    let m: Vec<RangeSeries> = ev.eval_matrix(&args[mi], ts)?;
     let keep_name = matches!(name, "last_over_time" | "first_over_time");
-    let check_counter = matches!(name, "rate" | "increase") && matches!(*args[mi], Expr::MatrixSelector(_));
+    if let Expr::MatrixSelector(ms) = &*args[mi] {
+        if crate::rangeblock::eligible(name)
+            && let Some(out) = crate::rangeblock::eval(ev, name, ms, ts, keep_name)?
+        {
+            return Ok(Value::Vector(out));
+        }
+        // Straight over the preloaded samples: no matrix is built per step.
+        let check_counter = matches!(name, "rate" | "increase");
+        let mut out = Vec::new();
+        let mut not_counter: Vec<String> = Vec::new();
+        ev.for_each_window(&ms.vs, ms.range.as_millis() as i64, ts, |labels, points| {
+            if let Some(v) = rangefns::eval(name, points, &ra)? {
+                if check_counter {
+                    let n = labels.name().unwrap_or("");
+                    if !n.is_empty()
+                        && !["_total", "_sum", "_count", "_bucket"].iter().any(|suf| n.ends_with(suf))
+                        && !not_counter.iter().any(|c| c == n)
+                    {
+                        not_counter.push(n.to_string());
+                    }
+                }
+                out.push(Sample { labels: labels.clone(), t: ts, v, drop_name: !keep_name });
+            }
+            Ok(())
+        })?;
+        for n in not_counter {
+            ev.info(&format!("metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {n:?}"));
+        }
+        return Ok(Value::Vector(out));
+    }
+    let m: Vec<RangeSeries> = ev.eval_matrix(&args[mi], ts)?;
     let mut out = Vec::with_capacity(m.len());
     for s in m {
         if s.points.is_empty() {
             continue;
         }
         if let Some(v) = rangefns::eval(name, &s.points, &ra)? {
-            if check_counter {
-                let n = s.labels.name().unwrap_or("");
-                if !n.is_empty() && !["_total", "_sum", "_count", "_bucket"].iter().any(|suf| n.ends_with(suf)) {
-                    ev.info(&format!(
-                        "metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {n:?}"
-                    ));
-                }
-            }
             out.push(Sample { labels: s.labels, t: ts, v, drop_name: s.drop_name || !keep_name });
         }
     }

@@ -70,6 +70,55 @@ fn range_query_steps_equal_instant_queries() {
     }
 }
 
+/// Range functions over selectors are computed a block of steps at a time in range queries;
+/// every step must still equal the instant query at that time, both ways (same series, same
+/// values), across block edges, gaps, stale markers, counter resets, `offset` and `@`.
+#[test]
+fn blocked_range_functions_equal_instant_queries() {
+    let mut s = store(5, 120);
+    let gappy = Labels::from_pairs(&[("__name__", "x_total"), ("job", "c"), ("instance", "gappy")]);
+    for p in 0..120i64 {
+        match p % 37 {
+            0..=9 => {}
+            10 => s.add(&gappy, p * 15_000, crate::storage::stale_nan()),
+            _ => s.add(&gappy, p * 15_000, ((p * 7) % 50) as f64),
+        }
+    }
+    let e = Engine::default_engine();
+    for q in [
+        "rate(x_total[1m])",
+        "increase(x_total[2m] offset 45s)",
+        "irate(x_total[1m])",
+        "delta(x_total[1m])",
+        "idelta(x_total[1m])",
+        "deriv(x_total[2m])",
+        "resets(x_total[3m])",
+        "changes(x_total[3m])",
+        "avg_over_time(x_total[1m])",
+        "count_over_time(x_total[1m])",
+        "last_over_time(x_total[1m])",
+        "rate(x_total[1m] @ 600)",
+        "sum by (job) (rate(x_total[1m]))",
+        "max_over_time(rate(x_total[1m])[3m:30s])",
+    ] {
+        let (start, end, step) = (0, 1_800_000, 20_000);
+        let r = e.range_query(&s, q, start, end, step).unwrap_or_else(|err| panic!("{q}: {err}"));
+        let QueryValue::Matrix(m) = r.value else { panic!("{q}: matrix expected") };
+        let mut points = 0;
+        for t in (start..=end).step_by(step as usize) {
+            let QueryValue::Vector(v) = e.instant_query(&s, q, t).unwrap().value else { panic!("{q}: vector") };
+            for smp in &v {
+                let series = m.iter().find(|x| x.labels == smp.labels).unwrap_or_else(|| panic!("{q} {t}"));
+                let p = series.points.iter().find(|p| p.0 == t).unwrap_or_else(|| panic!("{q} at {t}"));
+                assert!(p.1 == smp.v || (p.1 - smp.v).abs() < 1e-9 || (p.1.is_nan() && smp.v.is_nan()), "{q} at {t}");
+            }
+            points += v.len();
+        }
+        assert_eq!(points, m.iter().map(|x| x.points.len()).sum::<usize>(), "{q}: same number of points");
+        assert!(points > 0, "{q}: some output");
+    }
+}
+
 #[test]
 fn too_many_samples_is_a_prometheus_error() {
     let s = store(10, 100);

@@ -60,10 +60,11 @@ impl Queryable for TsdbStorage {
         self.db
             .querier(mint, maxt)
             .select(&ms)
-            .iter()
+            .into_iter()
             .filter_map(|s| {
                 let samples = s.to_vec();
-                (!samples.is_empty()).then(|| QSeries { labels: to_engine_labels(&s.labels), samples })
+                // The label strings move over; nothing is copied per series.
+                (!samples.is_empty()).then(|| QSeries { labels: QLabels::from_vec(s.labels.into_pairs()), samples })
             })
             .collect()
     }

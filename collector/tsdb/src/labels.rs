@@ -32,6 +32,11 @@ impl Labels {
         Self(out)
     }
 
+    /// The owned pairs, in name order.
+    pub fn into_pairs(self) -> Vec<(String, String)> {
+        self.0
+    }
+
     /// Iterates pairs in name order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))

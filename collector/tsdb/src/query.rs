@@ -1,7 +1,6 @@
 //! Query side: chunk handles shared with the head or mapped from blocks, series with merged
 //! sample iterators, and the [`Querier`].
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use memmap2::Mmap;
@@ -83,9 +82,28 @@ impl Series {
         Box::new(all.into_iter())
     }
 
-    /// All samples as a vector.
+    /// All samples as a vector (what [`Series::samples`] yields, without its boxed iterator:
+    /// chunks inside the range are copied whole, decoding stops past the range's end).
     pub fn to_vec(&self) -> Vec<(i64, f64)> {
-        self.samples().collect()
+        let mut out = Vec::new();
+        self.append_to(&mut out);
+        out
+    }
+
+    /// Appends the samples of [`Series::samples`] to `out`.
+    pub fn append_to(&self, out: &mut Vec<(i64, f64)>) {
+        let (mint, maxt) = (self.mint, self.maxt);
+        if !self.chunks.windows(2).all(|w| w[0].maxt < w[1].mint) {
+            out.extend(self.samples());
+            return;
+        }
+        for c in &self.chunks {
+            if c.mint >= mint && c.maxt <= maxt {
+                out.extend(c.iter());
+            } else {
+                out.extend(c.iter().skip_while(|s| s.0 < mint).take_while(|s| s.0 <= maxt));
+            }
+        }
     }
 
     /// The chunks (for tools that copy data).
@@ -106,8 +124,10 @@ impl Querier {
         Self { shared, mint, maxt }
     }
 
-    fn collect(&self, matchers: &[Matcher]) -> BTreeMap<Labels, Vec<ChunkData>> {
-        let mut out: BTreeMap<Labels, Vec<ChunkData>> = BTreeMap::new();
+    /// Matching series with their chunks from the head and every overlapping block, sorted by
+    /// labels, one entry per label set.
+    fn collect(&self, matchers: &[Matcher]) -> Vec<(Labels, Vec<ChunkData>)> {
+        let mut out: Vec<(Labels, Vec<ChunkData>)> = Vec::new();
         let head = &self.shared.head;
         {
             // Commits apply under the write side: a scrape is seen whole or not at all.
@@ -116,16 +136,34 @@ impl Querier {
                 let Some(s) = head.series(id) else { continue };
                 let chunks = crate::head::lock(&s.data).snapshot(self.mint, self.maxt);
                 if !chunks.is_empty() {
-                    out.entry(head.labels_of(&s)).or_default().extend(chunks);
+                    out.push((head.labels_of(&s), chunks));
                 }
             }
         }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
         // Blocks after the head: a head cut adds its block before truncating the head.
         let blocks = read(&self.shared.blocks).clone();
+        let mut sources = usize::from(!out.is_empty());
         for b in blocks.iter().filter(|b| b.meta.max_time > self.mint && b.meta.min_time <= self.maxt) {
-            for (l, chunks) in b.select(matchers, self.mint, self.maxt) {
-                out.entry(l).or_default().extend(chunks);
+            // A block lists its series in label order.
+            let part = b.select(matchers, self.mint, self.maxt);
+            if !part.is_empty() {
+                sources += 1;
+                out.extend(part);
             }
+        }
+        if sources > 1 {
+            // Sorted runs, one per source: the stable sort merges them, then equal label sets
+            // (the same series in several sources) are joined.
+            out.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut merged: Vec<(Labels, Vec<ChunkData>)> = Vec::with_capacity(out.len());
+            for (l, chunks) in out {
+                match merged.last_mut() {
+                    Some(last) if last.0 == l => last.1.extend(chunks),
+                    _ => merged.push((l, chunks)),
+                }
+            }
+            out = merged;
         }
         out
     }
@@ -145,8 +183,8 @@ impl Querier {
     pub fn label_names(&self, matchers: &[Matcher]) -> Vec<String> {
         let mut names: Vec<String> = self
             .collect(matchers)
-            .keys()
-            .flat_map(|l| l.iter().map(|(n, _)| n.to_owned()).collect::<Vec<_>>())
+            .iter()
+            .flat_map(|(l, _)| l.iter().map(|(n, _)| n.to_owned()).collect::<Vec<_>>())
             .collect();
         names.sort();
         names.dedup();
@@ -156,7 +194,7 @@ impl Querier {
     /// Values of label `name` among matching series, sorted.
     pub fn label_values(&self, name: &str, matchers: &[Matcher]) -> Vec<String> {
         let mut vals: Vec<String> =
-            self.collect(matchers).keys().filter_map(|l| l.get(name).map(str::to_owned)).collect();
+            self.collect(matchers).iter().filter_map(|(l, _)| l.get(name).map(str::to_owned)).collect();
         vals.sort();
         vals.dedup();
         vals
