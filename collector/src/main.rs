@@ -35,6 +35,10 @@ struct Cli {
     /// Delete the oldest blocks while all blocks exceed this size (e.g. `10GB`; `0` = no limit).
     #[arg(long = "storage.tsdb.retention.size", default_value = "0")]
     retention_size: String,
+    /// Time range of a block cut from the head (Prometheus' hidden flag of the same name; for
+    /// tests and benchmarks that want blocks within minutes).
+    #[arg(long = "storage.tsdb.min-block-duration", default_value = "2h", hide = true)]
+    min_block_duration: osprey_discovery::PromDuration,
     /// Log level: debug, info, warn, error.
     #[arg(long = "log.level", default_value = "info")]
     log_level: tracing::Level,
@@ -201,6 +205,7 @@ fn flags(cli: &Cli) -> BTreeMap<String, String> {
     f.insert("discovery.debounce".into(), osprey_discovery::format_duration(cli.debounce.0));
     f.insert("storage.tsdb.retention.time".into(), osprey_discovery::format_duration(cli.retention_time.0));
     f.insert("storage.tsdb.retention.size".into(), cli.retention_size.clone());
+    f.insert("storage.tsdb.min-block-duration".into(), osprey_discovery::format_duration(cli.min_block_duration.0));
     f.insert("log.level".into(), cli.log_level.to_string().to_lowercase());
     f.insert("log.format".into(), cli.log_format.clone());
     f
@@ -216,6 +221,7 @@ fn open_db(cli: &Cli) -> Result<osprey_tsdb::Db, String> {
     let opts = osprey_tsdb::Options {
         retention_time_ms: (time > 0).then_some(time),
         retention_size_bytes: (size > 0).then_some(size),
+        block_range_ms: (cli.min_block_duration.0.as_millis() as i64).max(60_000),
         ..osprey_tsdb::Options::default()
     };
     osprey_tsdb::Db::open(&cli.data_dir, opts).map_err(|e| e.to_string())
