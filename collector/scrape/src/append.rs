@@ -13,7 +13,7 @@ use agent_core::parse::{self, Limits as ParseLimits};
 
 use crate::error::{Format, ScrapeError, format_name, series_string, truncate};
 use crate::packed::Packed;
-use crate::storage::{AppendError, Appender, stale_nan};
+use crate::storage::{AppendError, Appender, SeriesRef, stale_nan};
 use crate::target::{Labels, ScrapeTarget};
 
 /// Per-sample storage refusals of one scrape (skipped, not fatal).
@@ -51,6 +51,8 @@ struct Entry {
     tracked_now: bool,
     /// Stored without an explicit timestamp by the last successful scrape.
     tracked_prev: bool,
+    /// The storage's handle of the series, once it gave one.
+    sref: Option<SeriesRef>,
 }
 
 /// A target's series cache (see the module documentation).
@@ -223,6 +225,7 @@ impl SeriesCache {
                         created_now: true,
                         tracked_now: false,
                         tracked_prev: false,
+                        sref: None,
                     };
                     self.entries.entry(self.key.clone().into_boxed_slice()).or_insert(e)
                 };
@@ -237,7 +240,13 @@ impl SeriesCache {
                     continue;
                 }
                 let t = explicit_ts.unwrap_or(t_ms);
-                match app.append(labels.unpack_into(&mut self.scratch), t, s.value) {
+                let appended = match entry.sref.as_ref().and_then(|r| app.append_ref(r, t, s.value)) {
+                    Some(r) => r,
+                    None => app.append_get_ref(labels.unpack_into(&mut self.scratch), t, s.value).map(|r| {
+                        entry.sref = r;
+                    }),
+                };
+                match appended {
                     Ok(()) => {
                         entry.tracked_now = explicit_ts.is_none();
                         if entry.created_now {
