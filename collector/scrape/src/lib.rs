@@ -9,8 +9,9 @@
 //! * A scrape sends Prometheus' `Accept` header (OpenMetrics, then text) and
 //!   `Accept-Encoding: gzip`, reuses the target's keep-alive connection, reads at most
 //!   `body_size_limit` uncompressed bytes (64 MiB when 0) within `scrape_timeout`, and parses
-//!   with `agent_core`'s strict parser. Samples go to the storage by series reference once the
-//!   storage gave one.
+//!   with `agent_core`'s strict parser. In the steady state of a text-format target (every
+//!   series known, comment lines unchanged) lines are read straight into the series cache's
+//!   keys instead (`fast`), and samples go to the storage by series reference.
 //! * Everything one scrape produces — samples, staleness markers, the synthetic `up`,
 //!   `scrape_duration_seconds`, `scrape_samples_scraped`,
 //!   `scrape_samples_post_metric_relabeling`, `scrape_series_added` — goes through one
@@ -31,6 +32,7 @@ mod append;
 pub mod client;
 pub mod clock;
 pub mod error;
+mod fast;
 pub mod fleet;
 mod manager;
 mod packed;
