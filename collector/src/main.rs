@@ -51,6 +51,10 @@ struct Cli {
     /// How far back an instant selector looks for a sample.
     #[arg(long = "query.lookback-delta", default_value = "5m")]
     query_lookback: osprey_discovery::PromDuration,
+    /// Time range of a block cut from the head (Prometheus' hidden flag of the same name; for
+    /// tests and benchmarks that want blocks within minutes).
+    #[arg(long = "storage.tsdb.min-block-duration", default_value = "2h", hide = true)]
+    min_block_duration: osprey_discovery::PromDuration,
     /// Log level: debug, info, warn, error.
     #[arg(long = "log.level", default_value = "info")]
     log_level: tracing::Level,
@@ -271,6 +275,7 @@ fn flags(cli: &Cli) -> BTreeMap<String, String> {
     f.insert("discovery.debounce".into(), osprey_discovery::format_duration(cli.debounce.0));
     f.insert("storage.tsdb.retention.time".into(), osprey_discovery::format_duration(cli.retention_time.0));
     f.insert("storage.tsdb.retention.size".into(), cli.retention_size.clone());
+    f.insert("storage.tsdb.min-block-duration".into(), osprey_discovery::format_duration(cli.min_block_duration.0));
     f.insert("log.level".into(), cli.log_level.to_string().to_lowercase());
     f.insert("log.format".into(), cli.log_format.clone());
     f.insert("rules.alert.for-outage-tolerance".into(), osprey_discovery::format_duration(cli.for_outage_tolerance.0));
@@ -315,6 +320,7 @@ fn open_db(cli: &Cli) -> Result<osprey_tsdb::Db, String> {
     let opts = osprey_tsdb::Options {
         retention_time_ms: (time > 0).then_some(time),
         retention_size_bytes: (size > 0).then_some(size),
+        block_range_ms: (cli.min_block_duration.0.as_millis() as i64).max(60_000),
         ..osprey_tsdb::Options::default()
     };
     osprey_tsdb::Db::open(&cli.data_dir, opts).map_err(|e| e.to_string())

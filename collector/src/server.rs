@@ -142,7 +142,7 @@ impl AppState {
         }
         for (job, jt) in next.iter() {
             if let Some(e) = &jt.limit_error {
-                tracing::warn!(job = %job, error = %e, "job not scraped");
+                tracing::warn!(job = %job, error = %e, "every scrape of the job fails until its targets fit the limit");
             }
         }
         let s = self.scrape.sync(scrape);
@@ -236,10 +236,8 @@ async fn targets(State(st): State<Arc<AppState>>) -> Json<serde_json::Value> {
     for (job, jt) in t.iter() {
         for a in &jt.active {
             let status = st.target_status(a);
-            let err = jt
-                .limit_error
-                .clone()
-                .or_else(|| st.target_errors.read().expect("lock").get(&(a.job.clone(), a.labels.clone())).cloned());
+            // A job over its target_limit reports the limit through its loops (forced error).
+            let err = st.target_errors.read().expect("lock").get(&(a.job.clone(), a.labels.clone())).cloned();
             let (health, last_error, last_scrape, dur) = match (&err, &status) {
                 (Some(e), _) => ("down", e.clone(), "0001-01-01T00:00:00Z".to_owned(), 0.0),
                 (None, Some(s)) => (

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use osprey_scrape::{AppendError, Appendable, Appender};
+use osprey_scrape::{AppendError, Appendable, Appender, SeriesRef};
 use osprey_tsdb::{Db, Labels};
 
 /// An open TSDB shared by every scrape loop.
@@ -53,6 +53,22 @@ impl Appender for TsdbAppender {
         // single pass over already-sorted input.
         let l = Labels::from_owned(labels.to_vec());
         self.inner.append(&l, t_ms, v).map_err(map_error)
+    }
+
+    fn append_get_ref(
+        &mut self,
+        labels: &[(String, String)],
+        t_ms: i64,
+        v: f64,
+    ) -> Result<Option<SeriesRef>, AppendError> {
+        let l = Labels::from_owned(labels.to_vec());
+        let r = self.inner.append_get_ref(&l, t_ms, v).map_err(map_error)?;
+        Ok(Some(Arc::new(r)))
+    }
+
+    fn append_ref(&mut self, r: &SeriesRef, t_ms: i64, v: f64) -> Option<Result<(), AppendError>> {
+        let r = r.downcast_ref::<osprey_tsdb::SeriesRef>()?;
+        Some(self.inner.append_ref(r, t_ms, v)?.map_err(map_error))
     }
 
     fn commit(self: Box<Self>) -> Result<(), AppendError> {

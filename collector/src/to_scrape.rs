@@ -1,7 +1,7 @@
 //! From the collector's targets ([`crate::targets::Target`]) to osprey-scrape's
 //! [`ScrapeTarget`]s: metric relabeling, auth (secrets read from their files here), TLS,
-//! limits, honor flags. A job over its `target_limit` is not scraped at all; its targets are
-//! reported with the limit error instead (see [`crate::server`]).
+//! limits, honor flags. The targets of a job over its `target_limit` get the limit error as
+//! forced error: their loops report `up 0` with it and never contact them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -93,23 +93,28 @@ pub fn convert(t: &Target, cache: &RelabelCache) -> Result<ScrapeTarget, String>
             cert_file: tls.cert_file.clone(),
             key_file: tls.key_file.clone(),
             insecure_skip_verify: tls.insecure_skip_verify,
+            server_name: tls.server_name.clone(),
         };
     }
     Ok(st)
 }
 
-/// Every target to scrape, skipping jobs over their `target_limit`; targets whose conversion
-/// failed are returned with their error.
+/// Every target to scrape; targets whose conversion failed are returned with their error. The
+/// targets of a job over its `target_limit` are scraped with the limit as forced error: every
+/// scrape fails without contacting them (`up 0`, their series marked stale), as in Prometheus.
 pub fn convert_all(
     jobs: &BTreeMap<String, JobTargets>,
     cache: &RelabelCache,
 ) -> (Vec<ScrapeTarget>, Vec<(Target, String)>) {
     let mut ok = Vec::new();
     let mut bad = Vec::new();
-    for jt in jobs.values().filter(|j| j.limit_error.is_none()) {
+    for jt in jobs.values() {
         for t in &jt.active {
             match convert(t, cache) {
-                Ok(s) => ok.push(s),
+                Ok(mut s) => {
+                    s.forced_error.clone_from(&jt.limit_error);
+                    ok.push(s);
+                }
                 Err(e) => bad.push((t.clone(), e)),
             }
         }
@@ -152,7 +157,7 @@ target_limit = 1
     }
 
     #[test]
-    fn converts_options_and_skips_jobs_over_target_limit() {
+    fn converts_options_and_forces_the_error_of_jobs_over_target_limit() {
         let c = Config::parse(CFG, "t.toml", Path::new("/")).expect("config");
         let disc =
             Discovered::from([("node".into(), vec![group(&["a:1"])]), ("capped".into(), vec![group(&["b:1", "c:1"])])]);
@@ -160,8 +165,18 @@ target_limit = 1
         let cache = RelabelCache::default();
         let (ok, bad) = convert_all(&jobs, &cache);
         assert!(bad.is_empty());
-        assert_eq!(ok.len(), 1, "the capped job is not scraped");
-        let t = &ok[0];
+        assert_eq!(ok.len(), 3);
+        let capped: Vec<_> = ok.iter().filter(|t| t.scrape_pool == "capped").collect();
+        assert_eq!(capped.len(), 2, "every target of the capped job keeps a loop");
+        for c in capped {
+            assert_eq!(
+                c.forced_error.as_deref(),
+                Some("target_limit exceeded (number of targets: 2, limit: 1)"),
+                "{c:?}"
+            );
+        }
+        let t = ok.iter().find(|t| t.scrape_pool == "node").expect("node target");
+        assert_eq!(t.forced_error, None);
         assert_eq!(t.url, "http://a:1/metrics");
         assert!(t.honor_labels);
         assert_eq!(t.limits.sample_limit, 7);
@@ -175,7 +190,8 @@ target_limit = 1
         assert!(!f(&mut drop));
         // Same rules on the next build: the same closure, so loops keep their series caches.
         let (again, _) = convert_all(&build(&c, &disc), &cache);
-        assert!(Arc::ptr_eq(t.metric_relabel.as_ref().expect("a"), again[0].metric_relabel.as_ref().expect("b")));
+        let again = again.iter().find(|t| t.scrape_pool == "node").expect("node target");
+        assert!(Arc::ptr_eq(t.metric_relabel.as_ref().expect("a"), again.metric_relabel.as_ref().expect("b")));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use agent_core::parse::{self, Limits as ParseLimits};
 
 use crate::error::{Format, ScrapeError, format_name, series_string, truncate};
 use crate::packed::Packed;
-use crate::storage::{AppendError, Appender, stale_nan};
+use crate::storage::{AppendError, Appender, SeriesRef, stale_nan};
 use crate::target::{Labels, ScrapeTarget};
 
 /// Per-sample storage refusals of one scrape (skipped, not fatal).
@@ -51,6 +51,8 @@ struct Entry {
     tracked_now: bool,
     /// Stored without an explicit timestamp by the last successful scrape.
     tracked_prev: bool,
+    /// The storage's handle of the series, once it gave one.
+    sref: Option<SeriesRef>,
 }
 
 /// A target's series cache (see the module documentation).
@@ -60,6 +62,11 @@ pub struct SeriesCache {
     key: Vec<u8>,
     scratch: Vec<(String, String)>,
     size_after_success: usize,
+    /// Hash of the comment lines of the last successful full parse of a text-format body:
+    /// while they stay the same, [`crate::fast`] may read known series without the parser.
+    comments: Option<u64>,
+    /// Scrapes to go before the fast path is tried again after it gave up.
+    fast_backoff: u32,
 }
 
 /// A fast seeded hasher for cache keys (folded 64×64→128 multiplies over 8-byte words): the
@@ -117,6 +124,9 @@ impl std::hash::Hasher for FoldHasher {
     }
 }
 
+/// Scrapes without the fast path after it gave up once.
+const FAST_BACKOFF: u32 = 8;
+
 /// Prometheus' default of `scrape_config.sample_limit` is 0 (none); the parser's per-line
 /// limits are agent-core's defaults.
 fn parse_limits() -> ParseLimits {
@@ -149,6 +159,7 @@ impl SeriesCache {
     /// Series of the last successful scrape are kept, under keys no exposition produces, so
     /// they still get a staleness marker at the next successful scrape unless re-created.
     pub fn invalidate_labels(&mut self) {
+        self.comments = None;
         let old = std::mem::take(&mut self.entries);
         for (i, e) in old.into_values().filter(|e| e.tracked_prev && e.labels.is_some()).enumerate() {
             // Real keys start with a metric name, which is UTF-8 and so never holds 0xff.
@@ -184,11 +195,86 @@ impl SeriesCache {
                 return Err(ScrapeError::SampleLimit { samples: lines, limit });
             }
         }
+        if format == Format::Text && self.comments.is_some() && self.fast_backoff == 0 {
+            if self.append_fast(target, body, t_ms, app, counts).is_some() {
+                self.finish_success(app, t_ms);
+                return Ok(());
+            }
+            // Start over with the parser. Samples the fast path already appended are appended
+            // again with the same time and value, which the storage takes as no-ops.
+            for e in self.entries.values_mut() {
+                e.seen_now = false;
+                e.tracked_now = false;
+            }
+            *counts = Counts::default();
+            self.fast_backoff = FAST_BACKOFF;
+        } else {
+            self.fast_backoff = self.fast_backoff.saturating_sub(1);
+        }
+        self.comments = None;
         let families = parse::parse(body, format, &parse_limits())
             .map_err(|error| ScrapeError::Parse { format: format_name(format), error: Box::new(error) })?;
         self.append_families(target, &families, t_ms, app, counts)?;
+        if format == Format::Text {
+            use std::hash::BuildHasher as _;
+            self.comments = Some(crate::fast::comments_hash(body, SeededState::default().build_hasher()));
+        }
         self.finish_success(app, t_ms);
         Ok(())
+    }
+
+    /// The fast path (see [`crate::fast`]): `None` when it gave up (the caller resets the
+    /// scrape's flags and runs the parser).
+    fn append_fast(
+        &mut self,
+        target: &ScrapeTarget,
+        body: &[u8],
+        t_ms: i64,
+        app: &mut dyn Appender,
+        c: &mut Counts,
+    ) -> Option<()> {
+        use std::hash::BuildHasher as _;
+        let limit = target.limits.sample_limit;
+        let mut comments = SeededState::default().build_hasher();
+        let mut pairs = Vec::new();
+        for line in body.split(|&b| b == b'\n') {
+            let line = match crate::fast::kind(line) {
+                crate::fast::Kind::Empty => continue,
+                crate::fast::Kind::Comment(l) => {
+                    crate::fast::hash_comment(&mut comments, l);
+                    continue;
+                }
+                crate::fast::Kind::Sample(l) => l,
+            };
+            let s = crate::fast::read_line(line, &mut self.key, &mut pairs)?;
+            c.scraped += 1;
+            let explicit_ts = if target.honor_timestamps { s.timestamp_ms } else { None };
+            let entry = self.entries.get_mut(self.key.as_slice())?;
+            if entry.seen_now && explicit_ts.is_none() {
+                return None;
+            }
+            entry.seen_now = true;
+            let Some(labels) = &entry.labels else { continue };
+            c.post_relabel += 1;
+            if limit > 0 && c.post_relabel > limit {
+                return None;
+            }
+            let t = explicit_ts.unwrap_or(t_ms);
+            let appended = match entry.sref.as_ref().and_then(|r| app.append_ref(r, t, s.value)) {
+                Some(r) => r,
+                None => app.append_get_ref(labels.unpack_into(&mut self.scratch), t, s.value).map(|r| {
+                    entry.sref = r;
+                }),
+            };
+            match appended {
+                Ok(()) => entry.tracked_now = explicit_ts.is_none(),
+                Err(AppendError::OutOfOrder) => c.refused.out_of_order += 1,
+                Err(AppendError::Duplicate) => c.refused.duplicate += 1,
+                Err(AppendError::OutOfBounds) => c.refused.out_of_bounds += 1,
+                Err(AppendError::Storage(_)) => return None,
+            }
+        }
+        (Some(std::hash::Hasher::finish(&comments)) == self.comments).then_some(())
     }
 
     fn append_families(
@@ -223,6 +309,7 @@ impl SeriesCache {
                         created_now: true,
                         tracked_now: false,
                         tracked_prev: false,
+                        sref: None,
                     };
                     self.entries.entry(self.key.clone().into_boxed_slice()).or_insert(e)
                 };
@@ -237,7 +324,13 @@ impl SeriesCache {
                     continue;
                 }
                 let t = explicit_ts.unwrap_or(t_ms);
-                match app.append(labels.unpack_into(&mut self.scratch), t, s.value) {
+                let appended = match entry.sref.as_ref().and_then(|r| app.append_ref(r, t, s.value)) {
+                    Some(r) => r,
+                    None => app.append_get_ref(labels.unpack_into(&mut self.scratch), t, s.value).map(|r| {
+                        entry.sref = r;
+                    }),
+                };
+                match appended {
                     Ok(()) => {
                         entry.tracked_now = explicit_ts.is_none();
                         if entry.created_now {
@@ -285,6 +378,7 @@ impl SeriesCache {
     /// successful scrape, since the target's series are gone for now. The cache keeps its
     /// label sets but forgets what this scrape created.
     pub fn fail(&mut self, app: &mut dyn Appender, t_ms: i64) {
+        self.comments = None;
         let scratch = &mut self.scratch;
         self.entries.retain(|_, e| {
             if e.tracked_prev

@@ -98,7 +98,17 @@ fn build_client(tls: &TlsConfig) -> Result<reqwest::Client, String> {
             }
             None => system_roots(),
         };
-        builder.with_root_certificates(roots)
+        match &tls.server_name {
+            None => builder.with_root_certificates(roots),
+            Some(name) => {
+                let name =
+                    ServerName::try_from(name.clone()).map_err(|e| format!("tls_config server_name {name:?}: {e}"))?;
+                let inner = rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider())
+                    .build()
+                    .map_err(|e| format!("TLS: {e}"))?;
+                builder.dangerous().with_custom_certificate_verifier(Arc::new(FixedNameVerifier { inner, name }))
+            }
+        }
     };
     let config = match (&tls.cert_file, &tls.key_file) {
         (Some(cert), Some(key)) => {
@@ -119,6 +129,49 @@ fn build_client(tls: &TlsConfig) -> Result<reqwest::Client, String> {
         .user_agent(USER_AGENT)
         .build()
         .map_err(|e| format!("building the HTTP client: {}", error_chain(&e)))
+}
+
+/// `server_name`: the usual WebPKI verification, against the configured name instead of the
+/// URL's host.
+#[derive(Debug)]
+struct FixedNameVerifier {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    name: ServerName<'static>,
+}
+
+impl ServerCertVerifier for FixedNameVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.inner.verify_server_cert(end_entity, intermediates, &self.name, ocsp, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// `insecure_skip_verify`: any certificate is accepted; signatures are still checked.

@@ -100,6 +100,10 @@ pub enum ScrapeError {
     /// The storage refused the scrape.
     #[error("{0}")]
     Storage(String),
+    /// The scrape was not attempted: the target's pool is in error (Prometheus' "forced
+    /// error", e.g. `target_limit exceeded (…)`), see [`crate::ScrapeTarget::forced_error`].
+    #[error("{0}")]
+    Forced(String),
 }
 
 impl ScrapeError {
@@ -119,6 +123,7 @@ impl ScrapeError {
             Self::DuplicateSeries(_) => "duplicate_series",
             Self::MissingName(_) => "missing_name",
             Self::Storage(_) => "storage",
+            Self::Forced(_) => "forced",
         }
     }
 }

@@ -9,7 +9,9 @@
 //! * A scrape sends Prometheus' `Accept` header (OpenMetrics, then text) and
 //!   `Accept-Encoding: gzip`, reuses the target's keep-alive connection, reads at most
 //!   `body_size_limit` uncompressed bytes (64 MiB when 0) within `scrape_timeout`, and parses
-//!   with `agent_core`'s strict parser.
+//!   with `agent_core`'s strict parser. In the steady state of a text-format target (every
+//!   series known, comment lines unchanged) lines are read straight into the series cache's
+//!   keys instead (`fast`), and samples go to the storage by series reference.
 //! * Everything one scrape produces — samples, staleness markers, the synthetic `up`,
 //!   `scrape_duration_seconds`, `scrape_samples_scraped`,
 //!   `scrape_samples_post_metric_relabeling`, `scrape_series_added` — goes through one
@@ -30,6 +32,7 @@ mod append;
 pub mod client;
 pub mod clock;
 pub mod error;
+mod fast;
 pub mod fleet;
 mod manager;
 mod packed;
@@ -46,5 +49,5 @@ pub use clock::{Clock, ManualClock, RealClock};
 pub use error::ScrapeError;
 pub use manager::{ManagerOptions, ScrapeManager, SyncStats};
 pub use status::{Health, ScrapeMetrics, TargetStatus};
-pub use storage::{AppendError, Appendable, Appender, MemStorage, STALE_NAN_BITS, is_stale_nan, stale_nan};
+pub use storage::{AppendError, Appendable, Appender, MemStorage, STALE_NAN_BITS, SeriesRef, is_stale_nan, stale_nan};
 pub use target::{Auth, DEFAULT_BODY_SIZE_LIMIT, MetricRelabel, ScrapeLimits, ScrapeTarget, TargetKey, TlsConfig};

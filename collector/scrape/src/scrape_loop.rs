@@ -260,8 +260,13 @@ async fn drain(
 async fn scrape_once(ctx: &LoopCtx, st: &mut LoopState, target: &Arc<ScrapeTarget>, t: i64) {
     let started = Instant::now();
     let timeout_ms = (target.timeout.as_millis() as i64).max(1);
-    let fetched = match ctx.clients.get(&target.tls) {
-        Err(cause) => Err(ScrapeError::Http { url: crate::client::redact_url(&target.url), cause }),
+    let client = match &target.forced_error {
+        Some(e) => Err(Err(ScrapeError::Forced(e.clone()))),
+        None => ctx.clients.get(&target.tls).map_err(Ok),
+    };
+    let fetched = match client {
+        Err(Err(forced)) => Err(forced),
+        Err(Ok(cause)) => Err(ScrapeError::Http { url: crate::client::redact_url(&target.url), cause }),
         Ok(client) => {
             let deadline = ctx.clock.now_ms() + timeout_ms;
             tokio::select! {

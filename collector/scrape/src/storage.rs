@@ -53,11 +53,32 @@ pub trait Appendable: Send + Sync {
     fn appender(&self) -> Box<dyn Appender + Send>;
 }
 
+/// The storage's handle of a series, from [`Appender::append_get_ref`]; the scrape cache keeps
+/// it and appends later samples with [`Appender::append_ref`], without the labels (as
+/// Prometheus' series references). Opaque to the scrape layer.
+pub type SeriesRef = Arc<dyn std::any::Any + Send + Sync>;
+
 /// One transaction: samples become visible together on [`Appender::commit`].
 pub trait Appender {
     /// Adds a sample. `labels` are sorted by name, unique, include `__name__` and have no
     /// empty values.
     fn append(&mut self, labels: &[(String, String)], t_ms: i64, v: f64) -> Result<(), AppendError>;
+    /// As [`Appender::append`], also returning a handle of the series for
+    /// [`Appender::append_ref`] when the storage has them (by default it has none).
+    fn append_get_ref(
+        &mut self,
+        labels: &[(String, String)],
+        t_ms: i64,
+        v: f64,
+    ) -> Result<Option<SeriesRef>, AppendError> {
+        self.append(labels, t_ms, v).map(|()| None)
+    }
+    /// Adds a sample to the series `r` refers to; `None` when `r` is no longer valid (the
+    /// caller then appends by labels).
+    fn append_ref(&mut self, r: &SeriesRef, t_ms: i64, v: f64) -> Option<Result<(), AppendError>> {
+        let _ = (r, t_ms, v);
+        None
+    }
     /// Makes every appended sample visible at once.
     fn commit(self: Box<Self>) -> Result<(), AppendError>;
     /// Discards every appended sample.

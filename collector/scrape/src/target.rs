@@ -77,6 +77,9 @@ pub struct TlsConfig {
     pub key_file: Option<PathBuf>,
     /// Accept any server certificate (`insecure_skip_verify`).
     pub insecure_skip_verify: bool,
+    /// Verify the server certificate against this name instead of the URL's host
+    /// (`server_name`). SNI still carries the URL's host (none for an IP address).
+    pub server_name: Option<String>,
 }
 
 /// One target to scrape.
@@ -107,6 +110,10 @@ pub struct ScrapeTarget {
     pub auth: Option<Auth>,
     /// TLS settings for `https` URLs.
     pub tls: TlsConfig,
+    /// When set, every scrape fails with this error without contacting the target (`up 0`,
+    /// staleness markers for its series), as Prometheus does for every target of a job over
+    /// its `target_limit`.
+    pub forced_error: Option<String>,
 }
 
 impl fmt::Debug for ScrapeTarget {
@@ -123,6 +130,7 @@ impl fmt::Debug for ScrapeTarget {
             .field("metric_relabel", &self.metric_relabel.is_some())
             .field("auth", &self.auth)
             .field("tls", &self.tls)
+            .field("forced_error", &self.forced_error)
             .finish_non_exhaustive()
     }
 }
@@ -145,6 +153,7 @@ impl ScrapeTarget {
             metric_relabel: None,
             auth: None,
             tls: TlsConfig::default(),
+            forced_error: None,
         }
     }
 

@@ -445,14 +445,42 @@ pub struct Appender {
     generation: u64,
 }
 
+/// A handle of a head series, from [`Appender::append_get_ref`]: later samples of the series are
+/// appended with [`Appender::append_ref`] without looking its labels up (as Prometheus' series
+/// references). It stays valid until the head is next truncated.
+#[derive(Clone)]
+pub struct SeriesRef {
+    series: Arc<MemSeries>,
+    generation: u64,
+}
+
 impl Appender {
     /// Stages a sample; out-of-order, duplicate and too-old samples are rejected and counted.
     pub fn append(&mut self, labels: &Labels, t: i64, v: f64) -> Result<(), AppendError> {
+        self.append_get_ref(labels, t, v).map(drop)
+    }
+
+    /// As [`Appender::append`], returning a handle of the series for [`Appender::append_ref`]
+    /// (also when the sample itself was rejected).
+    pub fn append_get_ref(&mut self, labels: &Labels, t: i64, v: f64) -> Result<SeriesRef, AppendError> {
         if labels.is_empty() {
             return Err(AppendError::EmptyLabels);
         }
+        let generation = self.shared.head.generation.load(Ordering::Relaxed);
+        let (s, _) = self.shared.head.get_or_create(labels);
+        let r = SeriesRef { series: s.clone(), generation };
+        self.append_series(s, t, v).map(|()| r)
+    }
+
+    /// Stages a sample of the series `r` refers to; `None` when the head was truncated since
+    /// `r` was made (the series may be gone: append by labels again).
+    pub fn append_ref(&mut self, r: &SeriesRef, t: i64, v: f64) -> Option<Result<(), AppendError>> {
+        (self.shared.head.generation.load(Ordering::Relaxed) == r.generation)
+            .then(|| self.append_series(r.series.clone(), t, v))
+    }
+
+    fn append_series(&mut self, s: Arc<MemSeries>, t: i64, v: f64) -> Result<(), AppendError> {
         let head = &self.shared.head;
-        let (s, _) = head.get_or_create(labels);
         let bits = v.to_bits();
         let min_valid = head.min_valid.load(Ordering::Relaxed);
         let window = self.shared.opts.out_of_order_window_ms;

@@ -28,7 +28,7 @@ pub mod wal;
 
 pub use analyze::analyze;
 pub use block::BlockMeta;
-pub use db::{Appender, Db, Error, Options, Stats};
+pub use db::{Appender, Db, Error, Options, SeriesRef, Stats};
 pub use head::AppendError;
 pub use import::{ImportReport, import_openmetrics, import_prometheus};
 pub use labels::Labels;

@@ -269,3 +269,37 @@ async fn a_text_body_without_content_type_is_parsed_as_text() {
     assert_eq!(rig.store.series("m")[0].1[0].1, 3.0);
     rig.mgr.stop().await;
 }
+
+/// A job over its `target_limit` (forced error): every scrape fails with the error, without a
+/// request; the series of the earlier good scrape are marked stale; lifting it resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forced_error_fails_every_scrape_without_a_request_and_marks_series_stale() {
+    let rig = Rig::new();
+    let ex = Exposer::start("m 1\n").await;
+    let t = target(ex.addr, IV as u64);
+    rig.mgr.sync(vec![t.clone()]);
+    rig.clock.advance(IV);
+    rig.scrapes(&ex.url(), 1).await;
+    assert_eq!(ex.requests().len(), 1);
+    let limit = "target_limit exceeded (number of targets: 3, limit: 2)";
+    let mut forced = t.clone();
+    forced.forced_error = Some(limit.to_owned());
+    assert_eq!(rig.mgr.sync(vec![forced]).kept, 1, "the loop is kept, not restarted");
+    rig.clock.advance(IV);
+    rig.scrapes(&ex.url(), 2).await;
+    let st = rig.status(&ex.url());
+    assert_eq!((st.health, st.last_error.as_str()), (Health::Down, limit));
+    assert_eq!(ex.requests().len(), 1, "no request while the error is forced");
+    let inst = ex.addr.to_string();
+    let up: Vec<f64> = rig.up(&inst).into_iter().map(|(_, v)| v).collect();
+    assert_eq!(up, [1.0, 0.0]);
+    let m = rig.store.select(&[("__name__", "m"), ("instance", &inst)]);
+    assert!(is_stale_nan(m[0].1.last().expect("m samples").1), "m marked stale: {m:?}");
+    // Back under the limit: scraped again.
+    rig.mgr.sync(vec![t]);
+    rig.clock.advance(IV);
+    rig.scrapes(&ex.url(), 3).await;
+    assert_eq!(rig.status(&ex.url()).health, Health::Up);
+    assert_eq!(ex.requests().len(), 2);
+    rig.mgr.stop().await;
+}
