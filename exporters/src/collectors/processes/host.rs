@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::read::{self, PidDir, Stat};
+use super::read::{PidDir, Stat};
 use crate::prelude::*;
 
 /// Host-wide process and thread counts of one scrape.
@@ -15,39 +15,35 @@ pub struct HostCounts {
     /// Sum of `num_threads`.
     pub threads: u64,
     /// Processes by state letter.
-    pub states: BTreeMap<String, u64>,
+    pub states: BTreeMap<u8, u64>,
     /// Threads by state letter (only processes with a readable `task` directory).
-    pub thread_states: BTreeMap<String, u64>,
+    pub thread_states: BTreeMap<u8, u64>,
+    /// Scratch list of thread IDs, reused across processes.
+    tids: Vec<i32>,
 }
 
 impl HostCounts {
     /// Counts one process; its threads' states come from `task/*/stat` when it has more than
     /// one (a single thread's state is the process's).
-    pub fn count(&mut self, dir: &PidDir<'_>, stat: &Stat, pid: i32, buf: &mut Vec<u8>) {
+    pub fn count(&mut self, dir: &PidDir<'_>, stat: &Stat, pid: i32) {
         self.pids += 1;
         self.threads += stat.num_threads;
-        let state = char::from(stat.state).to_string();
-        *self.states.entry(state.clone()).or_default() += 1;
+        *self.states.entry(stat.state).or_default() += 1;
         if stat.num_threads <= 1 {
             // As node_exporter: the task directory must exist (fixture trees may lack it).
-            if dir.exists("task") {
-                *self.thread_states.entry(state).or_default() += 1;
+            if dir.has_task_dir() {
+                *self.thread_states.entry(stat.state).or_default() += 1;
             }
             return;
         }
-        let Ok(tids) = dir.numeric_entries("task") else { return };
-        for tid in tids {
-            if tid == pid {
-                *self.thread_states.entry(state.clone()).or_default() += 1;
-                continue;
-            }
-            let td = dir.sub(&format!("task/{tid}"));
-            if td.read_into("stat", buf).is_err() {
-                continue; // the thread exited
-            }
-            if let Some(ts) = read::parse_stat(buf) {
-                *self.thread_states.entry(char::from(ts.state).to_string()).or_default() += 1;
-            }
+        let states = &mut self.thread_states;
+        let mut leader = false;
+        let listed = dir.thread_states(pid, &mut self.tids, |s| *states.entry(s).or_default() += 1);
+        if listed.is_ok() {
+            leader = self.tids.contains(&pid);
+        }
+        if leader {
+            *self.thread_states.entry(stat.state).or_default() += 1;
         }
     }
 
@@ -57,13 +53,15 @@ impl HostCounts {
         let max_threads = read_u64(&procfs.join("sys/kernel/threads-max"))?;
         out.gauge("node_processes_max_threads", "Limit of threads in the system", max_threads as f64);
         for (s, n) in &self.states {
-            out.gauge_with("node_processes_state", "Number of processes in each state.", &[("state", s)], *n as f64);
+            let s = char::from(*s).to_string();
+            out.gauge_with("node_processes_state", "Number of processes in each state.", &[("state", &s)], *n as f64);
         }
         for (s, n) in &self.thread_states {
+            let s = char::from(*s).to_string();
             out.gauge_with(
                 "node_processes_threads_state",
                 "Number of threads in each state.",
-                &[("thread_state", s)],
+                &[("thread_state", &s)],
                 *n as f64,
             );
         }

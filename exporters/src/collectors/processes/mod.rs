@@ -142,7 +142,7 @@ impl Processes {
                 continue; // exited
             }
             let Some(stat) = read::parse_stat(&bufs.a) else { continue };
-            host.count(&dir, &stat, pid, &mut bufs.b);
+            host.count(&dir, &stat, pid);
             if !grouping {
                 continue;
             }

@@ -3,6 +3,7 @@
 //! (procfs generates such a file whole, so a short read is its end). Opening `/proc/PID` as a
 //! directory first would cost two more system calls per process.
 
+use std::fmt::Write as _;
 use std::io;
 
 use rustix::fd::{AsFd, OwnedFd};
@@ -11,25 +12,30 @@ use rustix::fs::{Access, AtFlags, Mode, OFlags};
 /// The procfs root, opened once per scrape.
 pub struct ProcRoot {
     fd: OwnedFd,
+    /// A real procfs mount (not a fixture tree): every `PID/` has a `task/`.
+    real: bool,
 }
 
 impl ProcRoot {
     /// Opens `path` (e.g. `/proc`).
     pub fn open(path: &std::path::Path) -> io::Result<Self> {
         let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
-        Ok(Self { fd })
+        let real = rustix::fs::fstatfs(&fd).is_ok_and(|s| s.f_type == rustix::fs::PROC_SUPER_MAGIC);
+        Ok(Self { fd, real })
     }
 
     /// The PIDs (numeric entries).
     pub fn pids(&self) -> io::Result<Vec<i32>> {
         let fd =
             rustix::fs::openat(&self.fd, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
-        numeric_entries_of(fd)
+        let mut out = Vec::new();
+        numeric_entries_into(&fd, &mut out)?;
+        Ok(out)
     }
 
     /// `PID/` under this root.
     pub fn pid(&self, pid: i32) -> PidDir<'_> {
-        PidDir { root: &self.fd, prefix: format!("{pid}/") }
+        PidDir { root: &self.fd, prefix: format!("{pid}/"), real: self.real }
     }
 }
 
@@ -37,6 +43,7 @@ impl ProcRoot {
 pub struct PidDir<'a> {
     root: &'a OwnedFd,
     prefix: String,
+    real: bool,
 }
 
 /// Largest file read with a single `read` (stat, status, io, limits, smaps_rollup).
@@ -52,7 +59,41 @@ impl PidDir<'_> {
 
     /// The subdirectory `name` (e.g. `task/123`).
     pub fn sub(&self, name: &str) -> Self {
-        PidDir { root: self.root, prefix: format!("{}{name}/", self.prefix) }
+        PidDir { root: self.root, prefix: format!("{}{name}/", self.prefix), real: self.real }
+    }
+
+    /// True when `PID/task` exists: always on a real procfs (no system call), looked up in a
+    /// fixture tree.
+    pub fn has_task_dir(&self) -> bool {
+        self.real || self.exists("task")
+    }
+
+    /// Calls `f` with the state letter of every thread in `task/` except `skip` (the caller
+    /// knows the leader's state from `PID/stat`); `tids` is scratch space. Each thread's
+    /// `stat` is opened relative to the `task` directory (a two-component path walk instead
+    /// of four) and only its state is parsed. Threads that exit meanwhile are skipped.
+    pub fn thread_states(&self, skip: i32, tids: &mut Vec<i32>, mut f: impl FnMut(u8)) -> io::Result<()> {
+        let task = self.open_dir("task")?;
+        tids.clear();
+        numeric_entries_into(&task, tids)?;
+        let mut path = String::with_capacity(24);
+        let mut buf = [0u8; 512];
+        for &tid in tids.iter().filter(|&&t| t != skip) {
+            path.clear();
+            // Writing to a String cannot fail.
+            let _ = write!(path, "{tid}/stat");
+            let Ok(fd) = rustix::fs::openat(&task, path.as_str(), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            else {
+                continue;
+            };
+            // The state follows the comm, which is at most 64 bytes: the first 512 bytes
+            // always hold it.
+            let Ok(n) = rustix::io::read(&fd, &mut buf) else { continue };
+            if let Some(s) = parse_state(&buf[..n]) {
+                f(s);
+            }
+        }
+        Ok(())
     }
 
     /// True when `name` exists.
@@ -100,7 +141,9 @@ impl PidDir<'_> {
 
     /// Names of the subdirectory `name`'s entries that are numbers (PIDs, TIDs).
     pub fn numeric_entries(&self, name: &str) -> io::Result<Vec<i32>> {
-        numeric_entries_of(self.open_dir(name)?)
+        let mut out = Vec::new();
+        numeric_entries_into(&self.open_dir(name)?, &mut out)?;
+        Ok(out)
     }
 
     fn open_dir(&self, name: &str) -> io::Result<OwnedFd> {
@@ -119,16 +162,26 @@ pub fn list_pids(path: &std::path::Path) -> io::Result<Vec<i32>> {
     ProcRoot::open(path)?.pids()
 }
 
-fn numeric_entries_of(fd: OwnedFd) -> io::Result<Vec<i32>> {
-    let dir = rustix::fs::Dir::new(fd)?;
-    let mut out = Vec::new();
-    for e in dir {
+/// Appends the numeric entry names of the directory `fd` to `out`. One 16 KiB buffer per
+/// call: `/proc` with a few hundred processes is listed in one or two `getdents64` calls
+/// (rustix's `Dir` starts at 768 bytes and grows, a dozen calls for the same listing).
+fn numeric_entries_into(fd: &OwnedFd, out: &mut Vec<i32>) -> io::Result<()> {
+    let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 16 * 1024];
+    let mut dir = rustix::fs::RawDir::new(fd, &mut buf);
+    while let Some(e) = dir.next() {
         let e = e?;
         if let Some(n) = std::str::from_utf8(e.file_name().to_bytes()).ok().and_then(|s| s.parse().ok()) {
             out.push(n);
         }
     }
-    Ok(out)
+    Ok(())
+}
+
+/// The state letter of a `stat` line: the first field after the comm's closing parenthesis
+/// (the comm may itself hold parentheses, so the last one counts).
+pub fn parse_state(b: &[u8]) -> Option<u8> {
+    let close = b.iter().rposition(|&c| c == b')')?;
+    b.get(close + 1..)?.iter().copied().find(|c| !c.is_ascii_whitespace())
 }
 
 /// The fields of `/proc/PID/stat` the process groups need.
