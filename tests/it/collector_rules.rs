@@ -614,7 +614,7 @@ fn rules_and_alerts_json_match_real_prometheus_on_the_same_rules_and_data() {
     let dir = TempDir::new("rules-vs-prom");
     let fake = Fake::start("value 7\n");
     write_config(&dir, fake.port, "");
-    let rules = "groups:\n- name: g\n  rules:\n  - record: job:value:sum\n    expr: sum by (job) (value)\n  - alert: ValueHigh\n    expr: value > 5\n    for: 2s\n    labels: {severity: page}\n    annotations: {summary: '{{ $labels.instance }} has {{ $value }}'}\n";
+    let rules = "groups:\n- name: g\n  rules:\n  - record: job:value:sum\n    expr: sum by (job) (value)\n  - alert: ValueHigh\n    expr: value > 5\n    for: 2s\n    labels: {severity: page}\n    annotations:\n      summary: '{{ $labels.instance }} has {{ $value }}'\n      total: '{{ with query \"sum(value) * 2\" }}{{ . | first | value | humanize }}{{ end }} in {{ $externalLabels.cluster }}'\n";
     std::fs::write(dir.join("rules/r.yml"), rules).unwrap();
     std::fs::write(
         dir.join("prometheus.yml"),
@@ -643,6 +643,7 @@ fn rules_and_alerts_json_match_real_prometheus_on_the_same_rules_and_data() {
     let (a, b) = (&ours["data"]["alerts"][0], &theirs["data"]["alerts"][0]);
     assert_eq!(a["labels"], b["labels"], "same alert labels");
     assert_eq!(a["annotations"], b["annotations"], "same rendered annotations");
+    assert_eq!(a["annotations"]["total"], "14 in test", "query template and $externalLabels");
     assert_eq!(a["value"], b["value"]);
     let ours = get_json(c.port, "/api/v1/rules");
     let theirs = get_json(p.port, "/api/v1/rules");
