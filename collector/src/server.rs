@@ -224,9 +224,20 @@ async fn reload(State(st): State<Arc<AppState>>) -> Response {
 }
 
 async fn status_config(State(st): State<Arc<AppState>>) -> Json<serde_json::Value> {
-    let text = st.config.read().expect("config lock").1.clone();
+    let text = redact_secrets(&st.config.read().expect("config lock").1);
     // Prometheus's field is named "yaml"; ours carries the TOML text.
     Json(json!({"status": "success", "data": {"yaml": text}}))
+}
+
+/// The config text with the values of `password`, `credentials` and `bot_token` replaced by
+/// `<secret>`, as Prometheus shows secrets in `/api/v1/status/config`.
+pub fn redact_secrets(text: &str) -> String {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(r#"(?m)\b(password|credentials|bot_token)(\s*=\s*)("(?:[^"\\]|\\.)*"|'[^']*')"#)
+            .expect("static regex")
+    });
+    re.replace_all(text, "$1$2\"<secret>\"").into_owned()
 }
 
 async fn targets(State(st): State<Arc<AppState>>) -> Json<serde_json::Value> {
@@ -290,5 +301,17 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn status_config_redacts_secrets() {
+        let t = "basic_auth = { username = \"u\", password = \"p\\\"w\" }\nbot_token = '123:abc'\ncredentials=\"tok\"\npassword_file = \"/f\"\n";
+        assert_eq!(
+            super::redact_secrets(t),
+            "basic_auth = { username = \"u\", password = \"<secret>\" }\nbot_token = \"<secret>\"\ncredentials=\"<secret>\"\npassword_file = \"/f\"\n"
+        );
     }
 }
