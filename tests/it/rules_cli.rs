@@ -89,13 +89,9 @@ fn text(b: &[u8]) -> String {
 /// 3. YAML decoder errors for unknown keys: Go's yaml.v2 lists every unknown field
 ///    (`line N: field X not found in type T`), serde-saphyr stops at the first (`line N column
 ///    M: unknown field `X``); both become `<unknown field X at line N>` for the first one;
-/// 4. template execution errors: Go adds the failing node's `line:col` and `at <node>`; our
-///    template interpreter does not track node positions at run time.
 fn normalise(s: &str) -> String {
-    let tmpl = Regex::new(r#"template: ([^:\s]+):\d+:\d+: executing (\\?"[^"\\]+\\?") at <[^>]*>: "#).unwrap();
-    let s = tmpl.replace_all(s, "template: $1: executing $2: ");
     let dup = Regex::new(r"on the (\w+) hand-side of the operation: \[(\{[^}]*\}), (\{[^}]*\})\]").unwrap();
-    let s = dup.replace_all(&s, |c: &regex::Captures<'_>| {
+    let s = dup.replace_all(s, |c: &regex::Captures<'_>| {
         let (mut a, mut b) = (c[2].to_string(), c[3].to_string());
         if b < a {
             std::mem::swap(&mut a, &mut b);
@@ -358,12 +354,14 @@ const DIFF_RULES: &str = r#"groups:
       desc: '{{ $externalLabels.cluster }} {{ $externalURL }} {{ humanize 1234567 }} {{ humanize1024 2048 }} {{ humanizeDuration 3725 }} {{ humanizePercentage 0.123 }} {{ humanizeTimestamp 1700000000 }}'
       count: '{{ with query "count(up)" }}{{ . | first | value }}{{ end }}'
       bad: '{{ $labels.nope.deeper }}'
+      bad2: 'x {{ query "nothing" | first | value }}'
+      bad3: '{{ humanize "one" }} {{ .Labels.instance.x }}'
   - alert: Ratio
     expr: job:up:double / 2 < 2
     labels: {severity: info}
     annotations:
       v: '{{ printf "%.2f" $value }} {{ $labels.job | toUpper }} {{ reReplaceAll "(.*)-(.*)" "$2" "a-b" }} {{ title "hello world" }} {{ if gt $value 1.0 }}big{{ else }}small{{ end }}'
-      r: '{{ range $i, $x := query "up" }}{{ $i }}={{ $x.Labels.instance }}:{{ $x.Value }};{{ end }}'
+      r: '{{ range $i, $x := query "up" | sortByLabel "instance" }}{{ $i }}={{ $x.Labels.instance }}:{{ $x.Value }};{{ end }}'
 "#;
 
 /// Expectations left empty on purpose: both tools fail and print what they got, so the

@@ -112,7 +112,14 @@ pub struct Env<'a> {
 pub struct Template {
     name: String,
     nodes: Vec<Node>,
+    /// The text as Go sees it: Prometheus prepends the `$labels`… definitions to alert
+    /// templates, which shifts the columns of execution errors.
+    text: String,
 }
+
+/// The definitions Prometheus prepends to alert templates (they count in error columns).
+const RULE_DEFS: &str =
+    "{{$labels := .Labels}}{{$externalLabels := .ExternalLabels}}{{$externalURL := .ExternalURL}}{{$value := .Value}}";
 
 /// Variables predeclared in alert templates (Prometheus prepends their definitions).
 const RULE_VARS: &[&str] = &["labels", "externalLabels", "externalURL", "value"];
@@ -129,8 +136,10 @@ impl Template {
     }
 
     fn parse_with(name: &str, text: &str, vars: &[&str]) -> Result<Template, String> {
-        parse::parse(text, vars)
-            .map(|nodes| Template { name: name.to_string(), nodes })
+        let prefix = if vars.is_empty() { "" } else { RULE_DEFS };
+        let full = format!("{prefix}{text}");
+        parse::parse(&full, vars)
+            .map(|nodes| Template { name: name.to_string(), nodes, text: full })
             .map_err(|(line, msg)| format!("template: {name}:{line}: {msg}"))
     }
 
@@ -138,7 +147,19 @@ impl Template {
     pub fn execute(&self, dot: &Value, vars: &[(&str, Value)], env: &Env<'_>) -> Result<String, String> {
         let mut ex = Exec { env, vars: vec![(String::new(), dot.clone())], out: String::new(), steps: 0 };
         ex.vars.extend(vars.iter().map(|(k, v)| ((*k).to_string(), v.clone())));
-        ex.list(&self.nodes, dot).map_err(|e| format!("template: {}: executing \"{}\": {e}", self.name, self.name))?;
+        ex.list(&self.nodes, dot).map_err(|e| {
+            let n = &self.name;
+            match e.at {
+                // Go's `ErrorContext`: line, and the byte column within that line.
+                Some((pos, node)) => {
+                    let before = &self.text[..pos.min(self.text.len())];
+                    let line = before.matches('\n').count() + 1;
+                    let col = before.rfind('\n').map_or(pos, |nl| pos - nl - 1);
+                    format!("template: {n}:{line}:{col}: executing \"{n}\" at <{node}>: {}", e.msg)
+                }
+                None => format!("template: {n}: executing \"{n}\": {}", e.msg),
+            }
+        })?;
         Ok(ex.out)
     }
 }
@@ -189,6 +210,51 @@ const MAX_STEPS: u64 = 1_000_000;
 /// Upper bound on output size.
 const MAX_OUTPUT: usize = 1 << 20;
 
+/// An execution error, with the node it happened at (byte offset, Go's rendering) when known.
+struct ExecErr {
+    at: Option<(usize, String)>,
+    msg: String,
+}
+
+impl From<String> for ExecErr {
+    fn from(msg: String) -> Self {
+        Self { at: None, msg }
+    }
+}
+
+impl From<&str> for ExecErr {
+    fn from(msg: &str) -> Self {
+        Self { at: None, msg: msg.to_string() }
+    }
+}
+
+fn at_node(pos: usize, node: String) -> impl FnOnce(String) -> ExecErr {
+    move |msg| ExecErr { at: Some((pos, node)), msg }
+}
+
+/// A command as Go's `CommandNode.String()` renders it (`humanize "one"`, `first`).
+fn render_command(args: &[Arg]) -> String {
+    args.iter()
+        .map(|a| match a {
+            Arg::Field(f, _) if f.is_empty() => ".".to_string(),
+            Arg::Field(f, _) => chain("", f),
+            Arg::Var(v, f, _) => chain(&format!("${v}"), f),
+            Arg::Func(n, _) => n.clone(),
+            Arg::Str(s) => format!("{s:?}"),
+            Arg::Int(i) => i.to_string(),
+            Arg::Float(x) => x.to_string(),
+            Arg::Bool(b) => b.to_string(),
+            Arg::Nil => "nil".into(),
+            Arg::Sub(..) => "(…)".into(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn chain(head: &str, path: &[String]) -> String {
+    path.iter().fold(head.to_string(), |acc, f| format!("{acc}.{f}"))
+}
+
 struct Exec<'a, 'b> {
     env: &'a Env<'b>,
     vars: Vec<(String, Value)>,
@@ -197,7 +263,7 @@ struct Exec<'a, 'b> {
 }
 
 impl Exec<'_, '_> {
-    fn list(&mut self, nodes: &[Node], dot: &Value) -> Result<(), String> {
+    fn list(&mut self, nodes: &[Node], dot: &Value) -> Result<(), ExecErr> {
         for n in nodes {
             self.steps += 1;
             if self.steps > MAX_STEPS || self.out.len() > MAX_OUTPUT {
@@ -233,7 +299,7 @@ impl Exec<'_, '_> {
                         Value::Map(m) => m.into_iter().map(|(k, v)| (Value::Str(k), v)).collect(),
                         Value::Nil => Vec::new(),
                         Value::Int(n) => (0..n).map(|i| (Value::Int(i), Value::Int(i))).collect(),
-                        other => return Err(format!("range can't iterate over {other}")),
+                        other => return Err(format!("range can't iterate over {other}").into()),
                     };
                     if items.is_empty() {
                         self.list(otherwise, dot)?;
@@ -263,7 +329,7 @@ impl Exec<'_, '_> {
         self.vars.iter().rev().find(|(k, _)| k == name).map_or(Value::Nil, |(_, v)| v.clone())
     }
 
-    fn pipe(&mut self, p: &Pipe, dot: &Value) -> Result<Value, String> {
+    fn pipe(&mut self, p: &Pipe, dot: &Value) -> Result<Value, ExecErr> {
         let mut last: Option<Value> = None;
         for cmd in &p.cmds {
             last = Some(self.cmd(cmd, dot, last)?);
@@ -279,8 +345,8 @@ impl Exec<'_, '_> {
         Ok(v)
     }
 
-    fn cmd(&mut self, args: &[Arg], dot: &Value, piped: Option<Value>) -> Result<Value, String> {
-        if let Arg::Func(name) = &args[0] {
+    fn cmd(&mut self, args: &[Arg], dot: &Value, piped: Option<Value>) -> Result<Value, ExecErr> {
+        if let Arg::Func(name, at) = &args[0] {
             // `and` / `or` short-circuit as in Go 1.18+.
             if name == "and" || name == "or" {
                 let mut last = Value::Nil;
@@ -300,26 +366,29 @@ impl Exec<'_, '_> {
                 vals.push(self.arg(a, dot)?);
             }
             vals.extend(piped);
-            return funcs::call(name, vals, self.env).map_err(|e| format!("error calling {name}: {e}"));
+            // Go reports a failed call at the whole command node.
+            return funcs::call(name, vals, self.env)
+                .map_err(|e| format!("error calling {name}: {e}"))
+                .map_err(at_node(*at, render_command(args)));
         }
         if args.len() > 1 || piped.is_some() {
-            return Err(format!("can't give argument to non-function {:?}", args[0]));
+            return Err(format!("can't give argument to non-function {:?}", args[0]).into());
         }
         self.arg(&args[0], dot)
     }
 
-    fn arg(&mut self, a: &Arg, dot: &Value) -> Result<Value, String> {
+    fn arg(&mut self, a: &Arg, dot: &Value) -> Result<Value, ExecErr> {
         Ok(match a {
-            Arg::Field(f) => fields(dot.clone(), f)?,
-            Arg::Var(v, f) => fields(self.var(v), f)?,
+            Arg::Field(f, at) => fields(dot.clone(), f).map_err(at_node(*at, chain("", f)))?,
+            Arg::Var(v, f, at) => fields(self.var(v), f).map_err(at_node(*at, chain(&format!("${v}"), f)))?,
             Arg::Str(s) => Value::Str(s.clone()),
             Arg::Int(i) => Value::Int(*i),
             Arg::Float(x) => Value::Float(*x),
             Arg::Bool(b) => Value::Bool(*b),
             Arg::Nil => Value::Nil,
-            Arg::Func(name) => {
-                funcs::call(name, Vec::new(), self.env).map_err(|e| format!("error calling {name}: {e}"))?
-            }
+            Arg::Func(name, at) => funcs::call(name, Vec::new(), self.env)
+                .map_err(|e| format!("error calling {name}: {e}"))
+                .map_err(at_node(*at, name.clone()))?,
             Arg::Sub(p, f) => {
                 let v = self.pipe(p, dot)?;
                 fields(v, f)?

@@ -28,12 +28,12 @@ pub struct Pipe {
 /// One operand of a command.
 #[derive(Debug, Clone)]
 pub enum Arg {
-    /// `.a.b` (empty = `.`).
-    Field(Vec<String>),
-    /// `$x.a.b`.
-    Var(String, Vec<String>),
-    /// A function name.
-    Func(String),
+    /// `.a.b` (empty = `.`), at the byte offset Go reports for it.
+    Field(Vec<String>, usize),
+    /// `$x.a.b`, at the byte offset Go reports for it.
+    Var(String, Vec<String>, usize),
+    /// A function name, at its byte offset.
+    Func(String, usize),
     /// String literal.
     Str(String),
     /// Integer literal.
@@ -58,9 +58,9 @@ enum Tok {
     Comma,
     Str(String),
     Num(String),
-    Field(Vec<String>),
-    Var(String, Vec<String>),
-    Ident(String),
+    Field(Vec<String>, usize),
+    Var(String, Vec<String>, usize),
+    Ident(String, usize),
 }
 
 /// Parse error with the template line it occurred on.
@@ -101,8 +101,9 @@ fn split(src: &str) -> Result<Vec<Piece>, PErr> {
             trim_right = true;
         }
         let trimmed = body_s.trim();
+        let base = src.len() - after.len() + (body_s.len() - body_s.trim_start().len());
         if !(trimmed.starts_with("/*") && trimmed.ends_with("*/")) {
-            out.push(Piece::Act(Action { line, toks: lex(trimmed).map_err(|e| (line, e))? }));
+            out.push(Piece::Act(Action { line, toks: lex(trimmed, base).map_err(|e| (line, e))? }));
         }
         line += body.matches('\n').count();
         rest = &after[consumed..];
@@ -148,8 +149,12 @@ fn ident_char(c: char) -> bool {
     c.is_alphanumeric() || c == '_'
 }
 
-fn lex(s: &str) -> Result<Vec<Tok>, String> {
+/// Lexes one action body starting at byte `base` of the template. Positions are those Go's
+/// parser gives the nodes: a variable with fields and a field chain report their last link's
+/// chain start (`$x.a.b` at `.a`, `.a.b` at `.b`), everything else its first byte.
+fn lex(s: &str, base: usize) -> Result<Vec<Tok>, String> {
     let cs: Vec<char> = s.chars().collect();
+    let at: Vec<usize> = s.char_indices().map(|(b, _)| base + b).chain(std::iter::once(base + s.len())).collect();
     let mut i = 0;
     let mut toks = Vec::new();
     let fields = |i: &mut usize| -> Vec<String> {
@@ -186,10 +191,11 @@ fn lex(s: &str) -> Result<Vec<Tok>, String> {
             }
             ')' => {
                 i += 1;
+                let st = i;
                 let f = fields(&mut i);
                 toks.push(Tok::RParen);
                 if !f.is_empty() {
-                    toks.push(Tok::Field(f));
+                    toks.push(Tok::Field(f, at[st]));
                 }
             }
             ',' => {
@@ -233,21 +239,25 @@ fn lex(s: &str) -> Result<Vec<Tok>, String> {
                 i += 1;
             }
             '$' => {
+                let dollar = i;
                 i += 1;
                 let st = i;
                 while i < cs.len() && ident_char(cs[i]) {
                     i += 1;
                 }
                 let name: String = cs[st..i].iter().collect();
+                let chain = i;
                 let f = fields(&mut i);
-                toks.push(Tok::Var(name, f));
+                toks.push(Tok::Var(name, f.clone(), if f.is_empty() { at[dollar] } else { at[chain] }));
             }
             '.' if cs.get(i + 1).is_some_and(|c| ident_char(*c) && !c.is_ascii_digit()) => {
+                let first = i;
+                let second = cs[i + 1..].iter().position(|c| *c == '.').map_or(first, |k| i + 1 + k);
                 let f = fields(&mut i);
-                toks.push(Tok::Field(f));
+                toks.push(Tok::Field(f.clone(), if f.len() > 1 { at[second] } else { at[first] }));
             }
             '.' => {
-                toks.push(Tok::Field(Vec::new()));
+                toks.push(Tok::Field(Vec::new(), at[i]));
                 i += 1;
             }
             c if c.is_ascii_digit() || ((c == '-' || c == '+') && cs.get(i + 1).is_some_and(char::is_ascii_digit)) => {
@@ -268,7 +278,7 @@ fn lex(s: &str) -> Result<Vec<Tok>, String> {
                 while i < cs.len() && ident_char(cs[i]) {
                     i += 1;
                 }
-                toks.push(Tok::Ident(cs[st..i].iter().collect()));
+                toks.push(Tok::Ident(cs[st..i].iter().collect(), at[st]));
             }
             other => return Err(format!("unexpected {other:?} in command")),
         }
@@ -366,17 +376,19 @@ impl Parser {
             self.line = act.line;
             let mut toks = act.toks;
             match toks.first() {
-                Some(Tok::Ident(k)) if k == "end" => return Ok((nodes, Stop::End)),
-                Some(Tok::Ident(k)) if k == "else" => {
+                Some(Tok::Ident(k, _)) if k == "end" => return Ok((nodes, Stop::End)),
+                Some(Tok::Ident(k, _)) if k == "else" => {
                     toks.remove(0);
                     return Ok((nodes, Stop::Else(toks)));
                 }
-                Some(Tok::Ident(k)) if k == "if" || k == "with" || k == "range" => {
+                Some(Tok::Ident(k, _)) if k == "if" || k == "with" || k == "range" => {
                     let kw = k.clone();
                     toks.remove(0);
                     nodes.push(self.control(&kw, toks)?);
                 }
-                Some(Tok::Ident(k)) if ["define", "template", "block", "break", "continue"].contains(&k.as_str()) => {
+                Some(Tok::Ident(k, _))
+                    if ["define", "template", "block", "break", "continue"].contains(&k.as_str()) =>
+                {
                     return Err((self.line, format!("{{{{{k}}}}} is not supported in rule templates")));
                 }
                 None => return Err((self.line, "missing value for command".into())),
@@ -408,7 +420,7 @@ impl Parser {
             }
             Stop::Else(mut rest) => {
                 // `else if …` / `else with …` chain: one nested node sharing our end.
-                let Some(Tok::Ident(k2)) = rest.first().cloned() else {
+                let Some(Tok::Ident(k2, _)) = rest.first().cloned() else {
                     return Err((self.line, "unexpected tokens after else".into()));
                 };
                 if k2 != "if" && k2 != "with" {
@@ -435,7 +447,7 @@ impl Parser {
             decl = matches!(head[k], Tok::Declare);
             for t in &head[..k] {
                 match t {
-                    Tok::Var(v, f) if f.is_empty() => vars.push(v.clone()),
+                    Tok::Var(v, f, _) if f.is_empty() => vars.push(v.clone()),
                     Tok::Comma if range => {}
                     _ => return Err((self.line, "unexpected token in variable declaration".into())),
                 }
@@ -492,7 +504,7 @@ impl Parser {
                     }
                     *pos += 1;
                     let f = match toks.get(*pos) {
-                        Some(Tok::Field(f)) => {
+                        Some(Tok::Field(f, _)) => {
                             *pos += 1;
                             f.clone()
                         }
@@ -502,16 +514,16 @@ impl Parser {
                 }
                 Tok::Str(s) => cmd.push(Arg::Str(s)),
                 Tok::Num(n) => cmd.push(parse_num(&n).ok_or((self.line, format!("bad number syntax: {n:?}")))?),
-                Tok::Field(f) => cmd.push(Arg::Field(f)),
-                Tok::Var(v, f) => {
+                Tok::Field(f, at) => cmd.push(Arg::Field(f, at)),
+                Tok::Var(v, f, at) => {
                     self.check_var(&v)?;
-                    cmd.push(Arg::Var(v, f));
+                    cmd.push(Arg::Var(v, f, at));
                 }
-                Tok::Ident(id) => cmd.push(match id.as_str() {
+                Tok::Ident(id, at) => cmd.push(match id.as_str() {
                     "true" => Arg::Bool(true),
                     "false" => Arg::Bool(false),
                     "nil" => Arg::Nil,
-                    f if FUNCS.contains(&f) => Arg::Func(id),
+                    f if FUNCS.contains(&f) => Arg::Func(id, at),
                     _ => return Err((self.line, format!("function {id:?} not defined"))),
                 }),
                 Tok::Declare | Tok::Assign | Tok::Comma => {

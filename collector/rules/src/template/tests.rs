@@ -189,3 +189,27 @@ fn template_error_renders_visible_string_never_panics() {
         assert!(out.starts_with("<error expanding template"), "{bad:?} -> {out}");
     }
 }
+
+#[test]
+fn execution_errors_name_line_column_and_node_like_go() {
+    // Texts from the real promtool 2.42 (the column counts Prometheus's prepended definitions).
+    let labels = lbl(&[("instance", "a")]);
+    let d = AlertTemplateData { labels: &labels, external_labels: &labels, external_url: "", value: 1.0 };
+    assert_eq!(
+        expand_alert_template("__alert_HostDown", "{{ $labels.nope.deeper }}", &d, None),
+        "<error expanding template: error executing template __alert_HostDown: template: __alert_HostDown:1:122: executing \"__alert_HostDown\" at <$labels.nope.deeper>: can't evaluate field deeper in type string>"
+    );
+    let err =
+        run("x\n {{ .a.b.c }}", &Value::Map(BTreeMap::from([("a".into(), Value::Str("s".into()))])), &[]).unwrap_err();
+    assert_eq!(err, "template: test:2:6: executing \"test\" at <.a.b.c>: can't evaluate field b in type string");
+    let err = run("{{ query \"missing\" | first }}", &Value::Nil, &[]).unwrap_err();
+    assert_eq!(
+        err,
+        "template: test:1:21: executing \"test\" at <first>: error calling first: first() called on vector with no elements"
+    );
+    let err = run("{{ humanize \"one\" }}", &Value::Nil, &[]).unwrap_err();
+    assert_eq!(
+        err,
+        "template: test:1:3: executing \"test\" at <humanize \"one\">: error calling humanize: strconv.ParseFloat: parsing \"one\": invalid syntax"
+    );
+}
