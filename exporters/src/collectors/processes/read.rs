@@ -333,6 +333,14 @@ mod tests {
     }
 
     #[test]
+    fn thread_state_after_comm_with_parentheses() {
+        assert_eq!(parse_state(b"7 (a) b (c)) D 1 2 3"), Some(b'D'));
+        assert_eq!(parse_state(b"7 (x)  R"), Some(b'R'));
+        assert_eq!(parse_state(b"7 (x)"), None);
+        assert_eq!(parse_state(b"7 x S"), None);
+    }
+
+    #[test]
     fn status_io_limits_smaps_cmdline() {
         let st = parse_status(
             b"Name:\tbash\nUid:\t1000\t1001\t1000\t1000\nVmSwap:\t      12 kB\nvoluntary_ctxt_switches:\t5\nnonvoluntary_ctxt_switches:\t2\n",
