@@ -376,10 +376,7 @@ fn run(cli: &Cli) -> ExitCode {
     let res: Result<(), String> = rt.block_on(async move {
         // The query API (`/api/v1/query`, …) reads the same TSDB; `/api/v1/status/config` and
         // `/api/v1/status/flags` are the server's own (they follow reloads).
-        let api_state = osprey_collector::api::ApiState::new(
-            Arc::clone(&db),
-            osprey_promql::Engine::new(engine_opts),
-        );
+        let api_state = osprey_collector::api::ApiState::new(Arc::clone(&db), osprey_promql::Engine::new(engine_opts));
         let engine = Arc::clone(&api_state.engine);
         let api = osprey_collector::api::router(api_state);
         // Rules evaluate with the query API's engine over the same TSDB.

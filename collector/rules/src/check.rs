@@ -155,6 +155,12 @@ mod tests {
                 "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: up\n    annotations:\n      s: '{{ $label.x }}'\n",
                 "annotation \"s\": template: __alert_A:1: undefined variable \"$label\"",
             ),
+            (
+                // promql-parser panics on this duration; the check must report it instead.
+                "hugedur.yml",
+                "groups:\n- name: g\n  rules:\n  - record: x\n    expr: 'rate(x[99999999999999999999])'\n",
+                "could not parse expression",
+            ),
         ];
         for (name, text, want) in cases {
             let p = write(name, text);

@@ -303,7 +303,7 @@ fn validate_rule(r: RawRule) -> Result<RuleSpec, Vec<RuleErr>> {
     let expr = r.expr.as_ref().map(|e| e.value.clone()).unwrap_or_default();
     match &r.expr {
         Some(e) if !e.value.trim().is_empty() => {
-            if let Err(msg) = promql_parser::parser::parse(&e.value) {
+            if let Err(msg) = osprey_promql::durations::parse_checked(&e.value) {
                 let msg = osprey_promql::position::with_position(&e.value, msg.trim());
                 err(pos(e), format!("could not parse expression: {msg}"));
             }

@@ -487,7 +487,7 @@ pub fn parse_series_labels(s: &str) -> Result<Labels, String> {
     if s.trim().is_empty() {
         return Ok(out);
     }
-    let expr = promql_parser::parser::parse(s).map_err(|e| osprey_promql::position::with_position(s, &e))?;
+    let expr = osprey_promql::durations::parse_checked(s).map_err(|e| osprey_promql::position::with_position(s, &e))?;
     let promql_parser::parser::Expr::VectorSelector(vs) = expr else {
         return Err(format!("{s:?} is not a series selector"));
     };

@@ -1,15 +1,15 @@
 //! The seams of `osprey-rules` implemented on the collector's parts: the PromQL engine over the
-//! TSDB (the same storage adapter the query API reads through), a TSDB appender for rule output,
-//! and `ALERTS_FOR_STATE` read back from the TSDB for restoring `for` state.
+//! TSDB (the same storage adapter the query API reads through), and a TSDB appender for rule output
+//! (`ALERTS_FOR_STATE` is read back through [`crate::rules_eval::LastSampleSource`]).
 
 use std::sync::Arc;
 
 use osprey_promql::Engine;
-use osprey_promql::value::QueryValue;
-use osprey_rules::eval::{Appender, ForStateSource, Labels, QueryEngine, QueryError, Sample, is_stale};
-use osprey_tsdb::{Db, Matcher};
+use osprey_rules::eval::{Appender, Labels, QueryEngine, QueryError, Sample};
+use osprey_tsdb::Db;
 
 use crate::api::TsdbStorage;
+use crate::rules_eval::instant_samples;
 
 /// Instant queries for rules, evaluated by the engine over the TSDB.
 pub struct EngineAdapter {
@@ -21,24 +21,7 @@ pub struct EngineAdapter {
 
 impl QueryEngine for EngineAdapter {
     fn instant(&self, expr: &str, t_ms: i64) -> Result<Vec<Sample>, QueryError> {
-        let r = self.engine.instant_query(&self.storage, expr, t_ms).map_err(|e| QueryError(e.to_string()))?;
-        match r.value {
-            QueryValue::Vector(v) => Ok(v
-                .into_iter()
-                .map(|s| Sample {
-                    labels: s
-                        .labels
-                        .iter()
-                        .filter(|(k, _)| !(s.drop_name && *k == "__name__"))
-                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                        .collect(),
-                    value: s.v,
-                })
-                .collect()),
-            QueryValue::Scalar { v, .. } => Ok(vec![Sample { labels: Labels::new(), value: v }]),
-            QueryValue::String { .. } => Err(QueryError("rule result is a string, not a vector or scalar".into())),
-            QueryValue::Matrix(_) => Err(QueryError("rule result is a range vector, not a vector or scalar".into())),
-        }
+        instant_samples(&self.engine, &self.storage, expr, t_ms)
     }
 }
 
@@ -68,21 +51,5 @@ impl Appender for TsdbRuleAppender {
             self.rejected += 1;
             tracing::debug!(error = %e, "rule output sample rejected");
         }
-    }
-}
-
-/// `ALERTS_FOR_STATE` as stored in the TSDB.
-pub struct TsdbForState<'a>(pub &'a Db);
-
-impl ForStateSource for TsdbForState<'_> {
-    fn last_sample(&self, labels: &Labels, from_ms: i64, to_ms: i64) -> Option<(i64, f64)> {
-        let ms: Vec<Matcher> = labels.iter().map(|(k, v)| Matcher::eq(k, v)).collect();
-        self.0
-            .querier(from_ms, to_ms)
-            .select(&ms)
-            .iter()
-            .filter(|s| s.labels.len() == labels.len())
-            .filter_map(|s| s.samples().filter(|(_, v)| !is_stale(*v)).last())
-            .max_by_key(|(t, _)| *t)
     }
 }

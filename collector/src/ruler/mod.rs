@@ -27,10 +27,11 @@ use osprey_rules::group::{RestoreOptions, Rule, RuleGroup};
 use osprey_tsdb::Db;
 use tokio::task::JoinHandle;
 
-use self::adapters::{EngineAdapter, TsdbForState, TsdbRuleAppender};
+use self::adapters::{EngineAdapter, TsdbRuleAppender};
 use self::notify::{Notifications, Outgoing};
 use crate::api::{TsdbStorage, wall_clock_ms};
 use crate::config::Config;
+use crate::rules_eval::LastSampleSource;
 
 /// Start-up options (Prometheus's `--rules.alert.*` flags and `--web.external-url`).
 #[derive(Debug, Clone)]
@@ -209,9 +210,9 @@ impl Ruler {
         };
         let engine =
             EngineAdapter { engine: Arc::clone(&self.engine), storage: TsdbStorage::new(Arc::clone(&self.db)) };
+        let src = LastSampleSource(&engine.storage);
         let mut app = TsdbRuleAppender::new(&self.db);
         let mut g = g.lock().expect("group lock");
-        let src = TsdbForState(&self.db);
         g.eval(ts, &engine, &mut app, &ctx, Some((&src, self.opts.restore)));
         if let Err(e) = app.commit() {
             tracing::error!(group = %g.spec.name, error = %e, "writing rule output to the TSDB failed");
