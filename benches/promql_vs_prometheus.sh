@@ -8,7 +8,8 @@
 # Each query runs once per side to warm up, then RUNS times alternating Prometheus and Osprey
 # (so load from other processes on this shared machine hits both alike); the table shows the
 # median wall time of each side, the ratio, and each side's median CPU time per query (from
-# /proc/PID/stat, less sensitive to that load). Run by hand, not in CI:
+# /proc/PID/task/*/schedstat, less sensitive to that load; a thread that ends mid-query drops
+# out of the sum). Run by hand, not in CI:
 #   bash benches/promql_vs_prometheus.sh [SERIES] [HOURS] [RUNS]      (default 10000 24 7)
 # PROMQL_BENCH_DIR=DIR keeps the generated data (OpenMetrics file, both data directories) in DIR
 # and reuses it on the next run with the same SERIES and HOURS.
@@ -52,8 +53,15 @@ def peak_rss_mb(pid):
     return float("nan")
 
 def cpu_ms(pid):
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+    # Nanoseconds on CPU summed over the process's threads (/proc/PID/stat counts 10 ms ticks,
+    # too coarse for queries of a few ms).
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            total += int(open(f"/proc/{pid}/task/{tid}/schedstat").read().split()[0])
+        except (OSError, ValueError):
+            pass  # the thread ended
+    return total / 1e6
 
 om = os.path.join(d, "data.om")
 t0 = time.time()
@@ -128,7 +136,7 @@ try:
             print(f"  WARNING {name}: result sizes differ: prometheus {sizes['prom']} vs osprey {sizes['ours']}")
         mp, mo = statistics.median(times["prom"]), statistics.median(times["ours"])
         cp, co = statistics.median(cpus["prom"]), statistics.median(cpus["ours"])
-        print(f"{name:40} {mp:14.1f} {mo:10.1f} {mo / mp:7.2f} {cp:12.0f} {co:14.0f}", flush=True)
+        print(f"{name:40} {mp:14.1f} {mo:10.1f} {mo / mp:7.2f} {cp:12.1f} {co:14.1f}", flush=True)
     print(f"peak RSS: prometheus {peak_rss_mb(p.pid):.0f} MiB, osprey {peak_rss_mb(o.pid):.0f} MiB")
 finally:
     p.terminate(); o.terminate(); p.wait(); o.wait()
