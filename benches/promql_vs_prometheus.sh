@@ -35,8 +35,15 @@ base = 1_699_999_200
 points = hours * 60
 end = base + (points - 1) * 60
 
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+def free_ports(n):
+    # Held open together, so the two servers never get the same port.
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
 
 def wait_ready(port, path):
     for _ in range(600):
@@ -95,7 +102,7 @@ if not os.path.exists(osprey_dir + ".done"):
     open(osprey_dir + ".done", "w").close()
 cfg = os.path.join(d, "prometheus.yml")
 open(cfg, "w").write("global:\n  scrape_interval: 1h\n")
-pp, op = free_port(), free_port()
+pp, op = free_ports(2)
 log = open(os.path.join(d, "prom.log"), "w")
 p = subprocess.Popen([prom, f"--config.file={cfg}", f"--storage.tsdb.path={prom_dir}", f"--web.listen-address=127.0.0.1:{pp}",
                       "--storage.tsdb.retention.time=100y"], stdout=log, stderr=log)
