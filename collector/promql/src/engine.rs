@@ -163,14 +163,18 @@ impl Engine {
         let mut ev = Evaluator::new(q, &opts, t, t, 0);
         ev.preload(expr, t, t);
         ev.check_loaded()?;
-        let value = match ev.eval(expr, t)? {
+        let result = ev.eval(expr, t)?;
+        // Release the query's inputs first: result labels then usually have no other owner,
+        // so dropping their names edits them in place.
+        ev.release_inputs();
+        let value = match result {
             Value::Scalar(v) => QueryValue::Scalar { t, v },
             Value::String(s) => QueryValue::String { t, s },
             Value::Vector(mut vec) => {
                 for s in &mut vec {
                     s.t = t;
                     if s.drop_name {
-                        s.labels = s.labels.without_name();
+                        s.labels.drop_name();
                         s.drop_name = false;
                     }
                 }
@@ -180,7 +184,7 @@ impl Engine {
             Value::Matrix(mut m) => {
                 for s in &mut m {
                     if s.drop_name {
-                        s.labels = s.labels.without_name();
+                        s.labels.drop_name();
                         s.drop_name = false;
                     }
                 }
@@ -279,6 +283,7 @@ impl Engine {
             }
             ts += step;
         }
+        ev.release_inputs();
         let out = merge_dropped_names(out)?;
         Ok(ev.finish(QueryValue::Matrix(out)))
     }
@@ -311,7 +316,7 @@ pub(crate) fn check_unique(vec: &[Sample]) -> Result<()> {
 fn merge_dropped_names(mut out: Vec<RangeSeries>) -> Result<Vec<RangeSeries>> {
     for s in &mut out {
         if s.drop_name {
-            s.labels = s.labels.without_name();
+            s.labels.drop_name();
             s.drop_name = false;
         }
     }
@@ -457,6 +462,16 @@ impl<'a> Evaluator<'a> {
             warnings: BTreeSet::new(),
             infos: BTreeSet::new(),
         }
+    }
+
+    /// Drops the preloaded series and per-query caches (evaluation is over).
+    fn release_inputs(&mut self) {
+        self.data.clear();
+        self.cursors.clear();
+        self.blocks.clear();
+        self.assignments.clear();
+        self.group_keys.clear();
+        self.interned.clear();
     }
 
     fn finish(self, value: QueryValue) -> QueryResult {

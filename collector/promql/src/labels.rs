@@ -18,6 +18,10 @@ impl Labels {
 
     /// Builds a label set from owned pairs (sorted here; empty values dropped).
     pub fn from_vec(mut v: Vec<(String, String)>) -> Self {
+        if v.windows(2).all(|w| w[0].0 < w[1].0) && v.iter().all(|p| !p.1.is_empty()) {
+            // Already sorted and clean (storage hands labels over this way): keep the vector.
+            return Self(Arc::new(v));
+        }
         v.retain(|(_, val)| !val.is_empty());
         v.sort_by(|a, b| a.0.cmp(&b.0));
         // Keep the last of duplicate names.
@@ -87,6 +91,19 @@ impl Labels {
         self.without(&[METRIC_NAME, "__type__", "__unit__"])
     }
 
+    /// Removes `__name__` and the other metadata labels, in place when this is the only
+    /// handle to the set (no allocation), else by copying like [`Labels::without_name`].
+    pub fn drop_name(&mut self) {
+        const META: [&str; 3] = [METRIC_NAME, "__type__", "__unit__"];
+        if !self.0.iter().any(|p| META.contains(&p.0.as_str())) {
+            return;
+        }
+        match Arc::get_mut(&mut self.0) {
+            Some(v) => v.retain(|p| !META.contains(&p.0.as_str())),
+            None => *self = self.without_name(),
+        }
+    }
+
     /// A copy keeping only the named labels.
     #[must_use]
     pub fn keep(&self, names: &[&str]) -> Self {
@@ -134,5 +151,15 @@ mod tests {
         assert_eq!(l.with("c", "3").get("c"), Some("3"));
         assert_eq!(l.with("a", "").len(), 1);
         assert_eq!(l.keep(&["b"]).to_string(), r#"{b="2"}"#);
+        let mut named = Labels::from_pairs(&[("__name__", "x"), ("a", "1")]);
+        let shared = named.clone();
+        named.drop_name();
+        assert_eq!(named.to_string(), r#"{a="1"}"#);
+        assert_eq!(shared.to_string(), r#"{__name__="x", a="1"}"#, "a shared set is copied, not changed");
+        let mut own = shared;
+        own.drop_name();
+        assert_eq!(own, named);
+        let dup = Labels::from_vec(vec![("b".into(), "1".into()), ("a".into(), "2".into()), ("b".into(), "3".into())]);
+        assert_eq!(dup.to_string(), r#"{a="2", b="3"}"#);
     }
 }

@@ -85,7 +85,7 @@ impl Series {
     /// All samples as a vector (what [`Series::samples`] yields, without its boxed iterator:
     /// chunks inside the range are copied whole, decoding stops past the range's end).
     pub fn to_vec(&self) -> Vec<(i64, f64)> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(16);
         self.append_to(&mut out);
         out
     }
