@@ -404,10 +404,11 @@ pub fn check_number_durations(query: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Parses with `promql-parser` after [`check_number_durations`].
+/// Parses with `promql-parser` after [`check_number_durations`], with Go's byte escapes in
+/// string literals applied first ([`crate::strlit::normalize`]).
 pub fn parse_checked(query: &str) -> Result<promql_parser::parser::Expr, String> {
     check_number_durations(query)?;
-    promql_parser::parser::parse(query)
+    promql_parser::parser::parse(&crate::strlit::normalize(query))
 }
 
 #[cfg(test)]

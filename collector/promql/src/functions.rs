@@ -423,7 +423,7 @@ fn label_replace(ev: &mut Evaluator<'_>, args: &[Box<Expr>], ts: i64) -> Result<
     let re_s = string_arg(&args[4])?;
     let re = regex::Regex::new(&format!("(?s)^(?:{re_s})$"))
         .map_err(|_| Error::Exec(format!("invalid regular expression in label_replace(): {re_s}")))?;
-    if dst.is_empty() {
+    if dst.is_empty() || crate::strlit::has_invalid_utf8(&dst) {
         return Err(Error::Exec(format!("invalid destination label name in label_replace(): {dst}")));
     }
     let v = ev.eval_vector(&args[0], ts)?;
@@ -454,6 +454,12 @@ fn label_join(ev: &mut Evaluator<'_>, args: &[Box<Expr>], ts: i64) -> Result<Val
     let dst = string_arg(&args[1])?;
     let sep = string_arg(&args[2])?;
     let srcs: Vec<String> = args[3..].iter().map(|a| string_arg(a)).collect::<Result<_>>()?;
+    if dst.is_empty() || crate::strlit::has_invalid_utf8(&dst) {
+        return Err(Error::Exec(format!("invalid destination label name in label_join(): {dst}")));
+    }
+    if let Some(bad) = srcs.iter().find(|n| crate::strlit::has_invalid_utf8(n)) {
+        return Err(Error::Exec(format!("invalid source label name in label_join(): {bad}")));
+    }
     let v = ev.eval_vector(&args[0], ts)?;
     let mut out = Vec::with_capacity(v.len());
     for mut s in v {

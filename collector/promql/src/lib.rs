@@ -19,6 +19,7 @@ mod rangeblock;
 mod rangefns;
 pub mod series;
 pub mod storage;
+pub mod strlit;
 pub mod value;
 
 #[cfg(test)]

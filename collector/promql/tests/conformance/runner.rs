@@ -185,7 +185,7 @@ pub fn run_file(file: &str, src: &str) -> Result<Vec<CaseResult>, String> {
             Cmd::Eval(ev) => {
                 let (range, step) = ev.range.map_or((0, 0), |(s, e, st)| (e - s, st));
                 let parsed = osprey_promql::durations::expand(&ev.expr, range, step)
-                    .and_then(|q| promql_parser::parser::parse(&q));
+                    .and_then(|q| osprey_promql::durations::parse_checked(&q));
                 let mut category = Category::Float;
                 let touches = match &parsed {
                     Ok(e) => touches_histograms(e, &st.hist),
