@@ -9,8 +9,9 @@
 #   measured window from the collector's `osprey_scrape_start_lateness_seconds` histogram
 #   (p50/p99/p99.9, linear within buckets as histogram_quantile), skipped ticks, failed scrapes,
 #   scrapes per second, CPU cores, RSS (and per active series).
-# Needs a file descriptor limit above 2 x targets (one listener per simulated target, one
-# keep-alive connection per target in the collector); the script raises the soft limit.
+# Descriptors: the collector holds one keep-alive connection per target, a simulator two per
+# target (listener and connection), so the fleet is split over several simulators; the script
+# raises the soft limit to the hard one and needs it above targets + 1000.
 # Run by hand, not in CI:
 #   bash benches/collector_scale.sh [NAMES] [RECORDS] [SERIES] [MINUTES]
 set -euo pipefail
@@ -21,7 +22,7 @@ SERIES="${3:-100}"
 MINUTES="${4:-5}"
 DNSMASQ="$(command -v dnsmasq || echo /usr/sbin/dnsmasq)"
 [ -x "$DNSMASQ" ] || { echo "dnsmasq not installed (apt-get install dnsmasq-base)" >&2; exit 1; }
-need=$(( NAMES * RECORDS + 1000 ))
+need=$(( NAMES * RECORDS + 1000 ))  # the collector's connections; simulators are split
 ulimit -n "$(ulimit -Hn)"
 [ "$(ulimit -n)" = unlimited ] || [ "$(ulimit -n)" -ge "$need" ] || {
   echo "file descriptor limit $(ulimit -n) is below $need (raise the hard limit: ulimit -Hn)" >&2; exit 1; }
@@ -78,13 +79,21 @@ def quantile(q, buckets):
         prev_le, prev_c = le, c
     return prev_le
 
-sim = subprocess.Popen([f"{bin_dir}/osprey-fleet-sim", f"--targets={want}", f"--series={series}",
-                        f"--file-sd={d}/sim.json"], stdout=subprocess.PIPE, text=True)
-print(sim.stdout.readline().strip())
-for _ in range(600):
-    if os.path.exists(f"{d}/sim.json"): break
-    time.sleep(0.1)
-ports = [int(t.rsplit(":", 1)[1]) for g in json.load(open(f"{d}/sim.json")) for t in g["targets"]]
+# Each simulated target costs its simulator two descriptors (listener and the collector's
+# keep-alive connection): split the fleet so that every simulator stays under the limit.
+import resource
+per_sim = max(1, (resource.getrlimit(resource.RLIMIT_NOFILE)[0] - 1000) // 2)
+sims, ports = [], []
+for i, start in enumerate(range(0, want, per_sim)):
+    n = min(per_sim, want - start)
+    p = subprocess.Popen([f"{bin_dir}/osprey-fleet-sim", f"--targets={n}", f"--series={series}",
+                          f"--file-sd={d}/sim{i}.json"], stdout=subprocess.PIPE, text=True)
+    print(p.stdout.readline().strip())
+    for _ in range(600):
+        if os.path.exists(f"{d}/sim{i}.json"): break
+        time.sleep(0.1)
+    ports += [int(t.rsplit(":", 1)[1]) for g in json.load(open(f"{d}/sim{i}.json")) for t in g["targets"]]
+    sims.append(p)
 dns_port, web_port = free_port(), free_port()
 with open(f"{d}/dnsmasq.conf", "w") as f:
     for i, p in enumerate(ports):
@@ -143,9 +152,9 @@ try:
     print(f"collector: {(c1 - c0) / HZ / wall:.3f} cores; RSS mean {sum(rss_s) / len(rss_s) / 2**20:.0f} MiB, "
           f"peak {max(rss_s) / 2**20:.0f} MiB; head series {active:.0f} "
           f"({sum(rss_s) / len(rss_s) / max(active, 1):.0f} B RSS per series)")
-    print(f"simulator: {cpu_ticks(sim.pid) / HZ:.1f} s CPU in all")
+    print(f"simulators: {sum(cpu_ticks(p.pid) for p in sims) / HZ:.1f} s CPU in all")
 finally:
-    for p in (col, dns, sim):
+    for p in [col, dns] + sims:
         if p.poll() is None:
             p.terminate()
             try: p.wait(timeout=60)
