@@ -117,6 +117,8 @@ col = subprocess.Popen([f"{bin_dir}/osprey-collector", f"--config={d}/collector.
 try:
     t_disc = t_up = None
     while time.monotonic() - t0 < 300 and t_disc is None:
+        if col.poll() is not None:
+            sys.exit(f"the collector exited: {open(f'{d}/collector.log').read()[-2000:]}")
         try:
             if len(json.loads(get(web_port, "/api/v1/targets"))["data"]["activeTargets"]) == want:
                 t_disc = time.monotonic() - t0
