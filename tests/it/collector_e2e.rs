@@ -250,3 +250,82 @@ fn collector_tsdb_subcommands_refuse_a_locked_dir_and_import_openmetrics() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.om:1"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// `up`-like report series of every fleet target from `/federate`: (instance, value).
+fn federated_values(p: &Proc, name: &str) -> Vec<(String, f64)> {
+    let q = format!("/federate?match[]={name}%7Bjob%3D%22fleet%22%7D");
+    let r = http_get(p.port, &q).expect("GET /federate");
+    r.text()
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .map(|l| {
+            let inst = l.split("instance=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or_default().to_owned();
+            let mut f = l.rsplit(' ');
+            let _ts = f.next();
+            (inst, f.next().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN))
+        })
+        .collect()
+}
+
+/// SIGHUP with an unchanged job keeps the loops and their series caches: the scrapes after the
+/// reload add no series (`scrape_series_added` 0), as a restarted loop would.
+#[test]
+fn collector_sighup_reload_keeps_scrape_state_of_unchanged_targets() {
+    let dir = TempDir::new("collector-hup");
+    let _sim = start_sim(&dir);
+    let cfg = "[global]\nscrape_interval = \"500ms\"\nscrape_timeout = \"500ms\"\n\n[[scrape_configs]]\njob_name = \"fleet\"\nfile_sd_configs = [{ files = [\"sd.json\"] }]\n";
+    std::fs::write(dir.join("collector.toml"), cfg).expect("config");
+    let c = start_collector(&dir, &dir.join("data"));
+    wait_all_up(&c);
+    let settled = eventually(Duration::from_secs(10), || {
+        let v = federated_values(&c, "scrape_series_added");
+        (v.len() == TARGETS && v.iter().all(|(_, a)| *a == 0.0)).then_some(())
+    });
+    assert!(settled.is_some(), "series_added never 0: {:?}", federated_values(&c, "scrape_series_added"));
+    std::fs::write(dir.join("collector.toml"), format!("{cfg}# reloaded\n")).expect("config");
+    let reload = now_ms();
+    c.signal("HUP");
+    let reloaded =
+        eventually(Duration::from_secs(10), || c.log_text().contains("configuration reloaded").then_some(()));
+    assert!(reloaded.is_some(), "no reload on SIGHUP: {}", c.log_text());
+    // Two rounds of scrapes after the reload.
+    let fresh = eventually(Duration::from_secs(10), || {
+        let fed = federate(&c);
+        let n = fed.iter().filter(|(l, t)| l.starts_with("scrape_series_added{") && *t > reload + 600).count();
+        (n == TARGETS).then_some(fed)
+    });
+    let fresh = fresh.unwrap_or_else(|| panic!("no scrapes after the reload: {:?}", federate(&c)));
+    let added: Vec<&(String, i64)> = fresh.iter().filter(|(l, _)| l.starts_with("scrape_series_added{")).collect();
+    assert!(added.iter().all(|(l, _)| l.ends_with("} 0")), "a reloaded loop re-added its series: {added:?}");
+    let log = c.log_text();
+    assert!(log.lines().any(|l| l.contains("loops_kept=3") && l.contains("loops_started=0")), "{log}");
+    stop(c);
+}
+
+/// A job with more targets than its `target_limit`: every target is down with the limit as
+/// `lastError`, `up` is 0, and none of their series are scraped (as Prometheus).
+#[test]
+fn collector_target_limit_fails_every_target_of_the_job() {
+    let dir = TempDir::new("collector-target-limit");
+    let _sim = start_sim(&dir);
+    std::fs::write(
+        dir.join("collector.toml"),
+        "[global]\nscrape_interval = \"500ms\"\nscrape_timeout = \"500ms\"\n\n[[scrape_configs]]\njob_name = \"fleet\"\ntarget_limit = 2\nfile_sd_configs = [{ files = [\"sd.json\"] }]\n",
+    )
+    .expect("config");
+    let c = start_collector(&dir, &dir.join("data"));
+    let want = format!("target_limit exceeded (number of targets: {TARGETS}, limit: 2)");
+    let down = eventually(Duration::from_secs(20), || {
+        let v = targets_json(&c);
+        let a = v["data"]["activeTargets"].as_array()?.clone();
+        (a.len() == TARGETS && a.iter().all(|t| t["health"] == "down" && t["lastError"] == want.as_str())).then_some(())
+    });
+    assert!(down.is_some(), "targets not all down with {want:?}: {}\n{}", targets_json(&c), c.log_text());
+    let ups = eventually(Duration::from_secs(10), || {
+        Some(federated_values(&c, "up")).filter(|u| u.len() == TARGETS && u.iter().all(|(_, v)| *v == 0.0))
+    });
+    assert!(ups.is_some(), "up not 0 for every target: {:?}", federated_values(&c, "up"));
+    let scraped = federate(&c).into_iter().filter(|(l, _)| l.starts_with("fleet_")).count();
+    assert_eq!(scraped, 0, "no series of the capped job: {:?}", federate(&c));
+    stop(c);
+}

@@ -5,6 +5,7 @@ mod agent_cli;
 mod alertmanager;
 mod cgroup;
 mod collector_api;
+mod collector_differential;
 mod collector_discovery;
 mod collector_e2e;
 mod collector_rules;

@@ -186,3 +186,32 @@ fn out_of_order_window_accepts_recent_samples_and_survives_reopen() {
     let db = Db::open(&dir.0, opts).expect("reopen");
     assert_eq!(dump(&db, 0, 10_000)[0].1, want, "replayed from the WAL in the same order");
 }
+
+/// A series reference appends without labels until the head is truncated (a block cut); then
+/// it is refused (`None`) so the caller appends by labels, and the new reference works again.
+#[test]
+fn series_refs_append_until_the_head_is_truncated() {
+    let dir = TempDir::new("series-ref");
+    let range = 60_000;
+    let db = Db::open(&dir.0, test_opts(range)).expect("open");
+    let l = labels(&[("__name__", "m"), ("job", "j")]);
+    let mut a = db.appender();
+    let r = a.append_get_ref(&l, 0, 0.0).expect("append");
+    a.commit().expect("commit");
+    let mut a = db.appender();
+    assert_eq!(a.append_ref(&r, 1000, 1.0), Some(Ok(())));
+    assert_eq!(a.append_ref(&r, 500, 2.0), Some(Err(AppendError::OutOfOrder)), "rules apply by reference too");
+    a.commit().expect("commit");
+    // Past 1.5 block ranges: maintenance cuts [0, 60 s) into a block and truncates the head.
+    let mut a = db.appender();
+    a.append(&l, 2 * range, 3.0).expect("append");
+    a.commit().expect("commit");
+    db.maintain().expect("maintain");
+    let mut a = db.appender();
+    assert!(a.append_ref(&r, 2 * range + 1000, 4.0).is_none(), "a reference from before the truncation is refused");
+    let r2 = a.append_get_ref(&l, 2 * range + 1000, 4.0).expect("append by labels");
+    assert_eq!(a.append_ref(&r2, 2 * range + 2000, 5.0), Some(Ok(())));
+    a.commit().expect("commit");
+    let got: Vec<(i64, f64)> = db.querier(0, i64::MAX).select(&[Matcher::eq("job", "j")])[0].to_vec();
+    assert_eq!(got, [(0, 0.0), (1000, 1.0), (2 * range, 3.0), (2 * range + 1000, 4.0), (2 * range + 2000, 5.0)]);
+}
