@@ -367,10 +367,18 @@ fn targets_and_federate_agree_with_prometheus_on_file_dns_relabel_and_shards() {
     // The configuration exercised what it should.
     let (active, dropped) = &theirs;
     let by_job = |job: &str| active.keys().filter(|l| l["job"] == job).count();
-    assert!((1..8).contains(&by_job("files")), "the files shard keeps part of 8: {}", by_job("files"));
-    assert!((1..5).contains(&by_job("dns")), "the dns shard keeps part of 5: {}", by_job("dns"));
-    assert!(active.keys().any(|l| l["job"] == "dns" && l["dns_name"] == "single.sim.test"));
-    assert!(active.keys().any(|l| l["job"] == "dns" && l["dns_name"] == "_fleet._tcp.sim.test"));
+    // How many targets a shard keeps depends on the (random) ports in the addresses, so only
+    // bounds are asserted here; the comparison below checks both servers shard alike.
+    assert!((1..=8).contains(&by_job("files")), "the files shard keeps up to 8: {}", by_job("files"));
+    assert!((1..=5).contains(&by_job("dns")), "the dns shard keeps up to 5: {}", by_job("dns"));
+    eprintln!("shards keep files {}/8, dns {}/5", by_job("files"), by_job("dns"));
+    // Both DNS names were discovered; which of their targets the shard keeps depends on the
+    // (random) ports, so a name may sit among the dropped targets only.
+    for name in ["single.sim.test", "_fleet._tcp.sim.test"] {
+        let kept = active.keys().any(|l| l["job"] == "dns" && l["dns_name"] == name);
+        let shed = dropped.iter().any(|l| l.get("__meta_dns_name").map(String::as_str) == Some(name));
+        assert!(kept || shed, "no target discovered from {name}: {theirs:#?}");
+    }
     assert_eq!(active.len() + dropped.len(), 8 + 5 + 1, "every discovered target is active or dropped");
     let dead: Vec<_> = active.iter().filter(|(l, _)| l["job"] == "dead").collect();
     assert_eq!(dead.len(), 1);
