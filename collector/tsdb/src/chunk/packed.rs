@@ -238,7 +238,13 @@ fn best_width_matches_the_exhaustive_search() {
                     0 => 0,
                     1 => (r % 7) as i64 - 3,
                     2 => (r >> (r % 64)) as i64,
-                    _ => if r % 3 == 0 { 0 } else { (r % 1000) as i64 - 500 },
+                    _ => {
+                        if r % 3 == 0 {
+                            0
+                        } else {
+                            (r % 1000) as i64 - 500
+                        }
+                    }
                 }
             })
             .collect();
