@@ -234,9 +234,7 @@ impl Engine {
         let mut ev = Evaluator::new(q, &opts, start, end, step);
         ev.preload(expr, start, end);
         ev.check_loaded()?;
-        let mut index: HashMap<Labels, usize> = HashMap::new();
-        let mut by_id: IdMap<usize, usize> = IdMap::default();
-        let mut out: Vec<RangeSeries> = Vec::new();
+        let mut out = MatrixBuilder::default();
         let mut total = 0usize;
         let mut ts = start;
         while ts <= end {
@@ -244,35 +242,17 @@ impl Engine {
             ev.step_samples = 0;
             match ev.eval(expr, ts)? {
                 Value::Scalar(v) => {
-                    let i = *index.entry(Labels::default()).or_insert_with(|| {
-                        out.push(RangeSeries { labels: Labels::default(), points: Vec::new(), drop_name: false });
-                        out.len() - 1
-                    });
-                    out[i].points.push((ts, v));
+                    let i = out.slot(&Labels::default(), false);
+                    out.series[i].points.push((ts, v));
                     total += 1;
                 }
                 Value::Vector(vec) => {
                     for s in vec {
-                        // Fast path: the same shared label set as a stored series (selector
-                        // series, interned aggregation keys); `out` keeps it alive, so the id
-                        // stays unique for the whole query.
-                        let i = if let Some(&i) = by_id.get(&s.labels.id()) {
-                            i
-                        } else {
-                            *index.entry(s.labels.clone()).or_insert_with(|| {
-                                by_id.insert(s.labels.id(), out.len());
-                                out.push(RangeSeries {
-                                    labels: s.labels.clone(),
-                                    points: Vec::new(),
-                                    drop_name: s.drop_name,
-                                });
-                                out.len() - 1
-                            })
-                        };
-                        if out[i].points.last().is_some_and(|p| p.0 == ts) {
+                        let i = out.slot(&s.labels, s.drop_name);
+                        if out.series[i].points.last().is_some_and(|p| p.0 == ts) {
                             return Err(Error::Exec("vector cannot contain metrics with the same labelset".into()));
                         }
-                        out[i].points.push((ts, s.v));
+                        out.series[i].points.push((ts, s.v));
                         total += 1;
                     }
                 }
@@ -284,8 +264,33 @@ impl Engine {
             ts += step;
         }
         ev.release_inputs();
-        let out = merge_dropped_names(out)?;
+        let out = merge_dropped_names(out.series)?;
         Ok(ev.finish(QueryValue::Matrix(out)))
+    }
+}
+
+/// The series of a matrix built step by step (range queries, subqueries), found by label set.
+#[derive(Default)]
+struct MatrixBuilder {
+    index: HashMap<Labels, usize>,
+    by_id: IdMap<usize, usize>,
+    series: Vec<RangeSeries>,
+}
+
+impl MatrixBuilder {
+    /// Index in `series` of the series with `labels`, added (without points) if new.
+    fn slot(&mut self, labels: &Labels, drop_name: bool) -> usize {
+        // Fast path: the same shared label set as a stored series (selector series, interned
+        // aggregation keys); `series` keeps it alive, so the id stays unique for the whole query.
+        if let Some(&i) = self.by_id.get(&labels.id()) {
+            return i;
+        }
+        let Self { index, by_id, series } = self;
+        *index.entry(labels.clone()).or_insert_with(|| {
+            by_id.insert(labels.id(), series.len());
+            series.push(RangeSeries { labels: labels.clone(), points: Vec::new(), drop_name });
+            series.len() - 1
+        })
     }
 }
 
@@ -764,41 +769,21 @@ impl<'a> Evaluator<'a> {
         if t <= rt - range {
             t += step;
         }
-        let mut index: HashMap<Labels, usize> = HashMap::new();
-        let mut by_id: IdMap<usize, usize> = IdMap::default();
-        let mut out: Vec<RangeSeries> = Vec::new();
+        let mut out = MatrixBuilder::default();
         let mut n = 0;
         while t <= rt {
             self.check_deadline()?;
             match self.eval(&sq.expr, t)? {
                 Value::Vector(vec) => {
                     for s in vec {
-                        // Fast path: the same shared label set as a stored series (selector
-                        // series, interned aggregation keys); `out` keeps it alive, so the id
-                        // stays unique for the whole query.
-                        let i = if let Some(&i) = by_id.get(&s.labels.id()) {
-                            i
-                        } else {
-                            *index.entry(s.labels.clone()).or_insert_with(|| {
-                                by_id.insert(s.labels.id(), out.len());
-                                out.push(RangeSeries {
-                                    labels: s.labels.clone(),
-                                    points: Vec::new(),
-                                    drop_name: s.drop_name,
-                                });
-                                out.len() - 1
-                            })
-                        };
-                        out[i].points.push((t, s.v));
+                        let i = out.slot(&s.labels, s.drop_name);
+                        out.series[i].points.push((t, s.v));
                         n += 1;
                     }
                 }
                 Value::Scalar(v) => {
-                    let i = *index.entry(Labels::default()).or_insert_with(|| {
-                        out.push(RangeSeries { labels: Labels::default(), points: Vec::new(), drop_name: false });
-                        out.len() - 1
-                    });
-                    out[i].points.push((t, v));
+                    let i = out.slot(&Labels::default(), false);
+                    out.series[i].points.push((t, v));
                     n += 1;
                 }
                 other => return Err(Error::Exec(format!("subquery over {}", other.type_name()))),
@@ -806,7 +791,7 @@ impl<'a> Evaluator<'a> {
             t += step;
         }
         self.count_samples(n)?;
-        Ok(out)
+        Ok(out.series)
     }
 
     /// The interned grouping key of `ls` for aggregation node `node`, computed once per query.
