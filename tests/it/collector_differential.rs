@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{Proc, TempDir, built_bin, eventually, free_port, http_get, peer, run};
+use crate::harness::{FleetSim, Proc, TempDir, built_bin, eventually, free_port, http_get, peer, run};
 
 type LabelMap = BTreeMap<String, String>;
 
@@ -28,32 +28,11 @@ const SIM_TARGETS: usize = 12;
 /// carries its own `job` and `instance`.
 const SIM_SERIES: usize = 80;
 
-/// The fleet simulator, killed on drop.
-struct Sim(Child);
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts the simulator and returns it with its targets' ports.
-fn start_sim(dir: &TempDir) -> (Sim, Vec<u16>) {
-    let sd = dir.join("sim.json");
-    let child = Command::new(built_bin("osprey-fleet-sim"))
-        .args(["--targets", &SIM_TARGETS.to_string(), "--series", &SIM_SERIES.to_string(), "--file-sd"])
-        .arg(&sd)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting osprey-fleet-sim");
-    let sim = Sim(child);
-    let text = eventually(Duration::from_secs(20), || {
-        std::fs::read_to_string(&sd).ok().filter(|t| t.matches("127.0.0.1:").count() == SIM_TARGETS)
-    })
-    .unwrap_or_else(|| panic!("fleet simulator did not write {}", sd.display()));
-    let v: Value = serde_json::from_str(&text).expect("file_sd JSON of the simulator");
+fn start_sim(dir: &TempDir) -> (FleetSim, Vec<u16>) {
+    let sim = FleetSim::start(SIM_TARGETS, SIM_SERIES, &dir.join("sim.json"));
+    let text = &sim.sd_text;
+    let v: Value = serde_json::from_str(text).expect("file_sd JSON of the simulator");
     let ports = v
         .as_array()
         .into_iter()

@@ -6,43 +6,27 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use osprey_tsdb::{Db, Matcher, Options};
 
-use crate::harness::{Proc, TempDir, built_bin, eventually, free_port, http_get};
+use crate::harness::{FleetSim, Proc, TempDir, built_bin, eventually, free_port, http_get};
 
 const TARGETS: usize = 3;
 const SERIES: usize = 5;
 /// Series per target: the simulator's plus `up` and the four `scrape_*` series.
 const PER_TARGET: usize = SERIES + 5;
 
-/// The fleet simulator, killed on drop.
-struct Sim(Child);
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+fn start_sim(dir: &TempDir) -> FleetSim {
+    FleetSim::start(TARGETS, SERIES, &dir.join("sd.json"))
 }
 
-fn start_sim(dir: &TempDir) -> Sim {
-    let sd = dir.join("sd.json");
-    let child = Command::new(built_bin("osprey-fleet-sim"))
-        .args(["--targets", &TARGETS.to_string(), "--series", &SERIES.to_string(), "--file-sd"])
-        .arg(&sd)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting osprey-fleet-sim");
-    let sim = Sim(child);
-    let ok = eventually(Duration::from_secs(20), || {
-        std::fs::read_to_string(&sd).ok().filter(|t| t.matches("127.0.0.1:").count() == TARGETS)
-    });
-    assert!(ok.is_some(), "fleet simulator did not write {}", sd.display());
-    sim
+/// The fleet config: file_sd over the simulator's `sd.json`, 500 ms interval.
+const CONFIG: &str = "[global]\nscrape_interval = \"500ms\"\nscrape_timeout = \"500ms\"\n\n[[scrape_configs]]\njob_name = \"fleet\"\nfile_sd_configs = [{ files = [\"sd.json\"] }]\n";
+
+/// Writes [`CONFIG`] to `path`.
+fn write_config(path: std::path::PathBuf) {
+    std::fs::write(path, CONFIG).expect("config");
 }
 
 fn start_collector(dir: &TempDir, data: &Path) -> Proc {
@@ -116,11 +100,7 @@ fn stored_up(data: &Path) -> Vec<(String, Vec<(i64, f64)>)> {
 fn collector_scrapes_file_sd_fleet_into_tsdb_and_survives_restarts() {
     let dir = TempDir::new("collector-e2e");
     let _sim = start_sim(&dir);
-    std::fs::write(
-        dir.join("collector.toml"),
-        "[global]\nscrape_interval = \"500ms\"\nscrape_timeout = \"500ms\"\n\n[[scrape_configs]]\njob_name = \"fleet\"\nfile_sd_configs = [{ files = [\"sd.json\"] }]\n",
-    )
-    .expect("config");
+    write_config(dir.join("collector.toml"));
     let data = dir.join("data");
 
     // 1. Scrape, check through /federate and the targets API.
@@ -183,8 +163,8 @@ fn collector_scrapes_file_sd_fleet_into_tsdb_and_survives_restarts() {
 fn collector_reload_keeps_unchanged_targets_and_refuses_a_bad_config() {
     let dir = TempDir::new("collector-reload");
     let _sim = start_sim(&dir);
-    let cfg = "[global]\nscrape_interval = \"500ms\"\nscrape_timeout = \"500ms\"\n\n[[scrape_configs]]\njob_name = \"fleet\"\nfile_sd_configs = [{ files = [\"sd.json\"] }]\n";
-    std::fs::write(dir.join("collector.toml"), cfg).expect("config");
+    let cfg = CONFIG;
+    write_config(dir.join("collector.toml"));
     let c = start_collector(&dir, &dir.join("data"));
     wait_all_up(&c);
     // A job-level change that does not touch the targets: the same loops stay.
@@ -210,11 +190,7 @@ fn collector_reload_keeps_unchanged_targets_and_refuses_a_bad_config() {
 fn collector_tsdb_subcommands_refuse_a_locked_dir_and_import_openmetrics() {
     let dir = TempDir::new("collector-tsdb-cli");
     let _sim = start_sim(&dir);
-    std::fs::write(
-        dir.join("collector.toml"),
-        "[global]\nscrape_interval = \"500ms\"\nscrape_timeout = \"500ms\"\n\n[[scrape_configs]]\njob_name = \"fleet\"\nfile_sd_configs = [{ files = [\"sd.json\"] }]\n",
-    )
-    .expect("config");
+    write_config(dir.join("collector.toml"));
     let data = dir.join("data");
     let c = start_collector(&dir, &data);
     wait_all_up(&c);
@@ -273,8 +249,8 @@ fn federated_values(p: &Proc, name: &str) -> Vec<(String, f64)> {
 fn collector_sighup_reload_keeps_scrape_state_of_unchanged_targets() {
     let dir = TempDir::new("collector-hup");
     let _sim = start_sim(&dir);
-    let cfg = "[global]\nscrape_interval = \"500ms\"\nscrape_timeout = \"500ms\"\n\n[[scrape_configs]]\njob_name = \"fleet\"\nfile_sd_configs = [{ files = [\"sd.json\"] }]\n";
-    std::fs::write(dir.join("collector.toml"), cfg).expect("config");
+    let cfg = CONFIG;
+    write_config(dir.join("collector.toml"));
     let c = start_collector(&dir, &dir.join("data"));
     wait_all_up(&c);
     let settled = eventually(Duration::from_secs(10), || {

@@ -127,6 +127,40 @@ pub fn eventually<T>(timeout: Duration, mut cond: impl FnMut() -> Option<T>) -> 
     }
 }
 
+/// The fleet simulator (`osprey-fleet-sim`) serving `targets` × `series` on loopback, killed on
+/// drop; `sd_text` is the file_sd JSON it wrote (at `sd`) once all targets were listed.
+pub struct FleetSim {
+    child: Child,
+    /// The file_sd JSON naming every target.
+    pub sd_text: String,
+}
+
+impl FleetSim {
+    /// Starts the simulator writing its targets to `sd` and waits until all are listed.
+    pub fn start(targets: usize, series: usize, sd: &Path) -> Self {
+        let child = Command::new(built_bin("osprey-fleet-sim"))
+            .args(["--targets", &targets.to_string(), "--series", &series.to_string(), "--file-sd"])
+            .arg(sd)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting osprey-fleet-sim");
+        let mut sim = Self { child, sd_text: String::new() };
+        sim.sd_text = eventually(Duration::from_secs(20), || {
+            std::fs::read_to_string(sd).ok().filter(|t| t.matches("127.0.0.1:").count() == targets)
+        })
+        .unwrap_or_else(|| panic!("fleet simulator did not write {}", sd.display()));
+        sim
+    }
+}
+
+impl Drop for FleetSim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A child process killed on drop.
 pub struct Proc {
     /// The child.
