@@ -19,6 +19,7 @@ pub mod registry;
 pub use collector::{CollectError, Collector, HostPaths, Sink};
 pub use model::{MetricFamily, MetricType, Sample, Suffix};
 pub mod auth;
+pub mod calendar;
 pub mod conn;
 pub mod http;
 pub mod logging;

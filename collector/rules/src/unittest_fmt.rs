@@ -144,14 +144,7 @@ pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
         }
         _ => return None,
     };
-    // Days from civil (Howard Hinnant's algorithm).
-    let y2 = if mo <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days = agent_core::calendar::days_from_civil(y, u32::try_from(mo).ok()?, u32::try_from(d).ok()?);
     Some(((days * 86_400 + h * 3600 + mi * 60 + se - off_min * 60) * 1000) + frac_ms)
 }
 

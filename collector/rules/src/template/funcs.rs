@@ -117,19 +117,7 @@ pub fn humanize_duration(v: f64) -> String {
     format!("{}{prefix}s", g4(v))
 }
 
-/// Days since 1970-01-01 → (year, month, day) (proleptic Gregorian).
-pub fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
+pub use agent_core::calendar::civil_from_days as civil;
 
 /// `humanizeTimestamp`: Unix seconds as Go's `time.Time.String()` in UTC.
 pub fn humanize_timestamp(v: f64) -> Result<String, String> {
