@@ -6,9 +6,11 @@ mod arp;
 mod bcache;
 mod bonding;
 mod btrfs;
+mod buddyinfo;
 mod cgroup;
 mod conntrack;
 mod cpu;
+mod cpu_vulnerabilities;
 mod cpufreq;
 mod diskstats;
 mod dmi;
@@ -20,6 +22,8 @@ mod filesystem;
 mod hwmon;
 mod infiniband;
 mod ipvs;
+mod kernel_hung;
+mod ksmd;
 mod loadavg;
 mod mdadm;
 mod meminfo;
@@ -59,9 +63,11 @@ pub static ALL: &[&Def] = &[
     &bcache::DEF,
     &bonding::DEF,
     &btrfs::DEF,
+    &buddyinfo::DEF,
     &cgroup::DEF,
     &conntrack::DEF,
     &cpu::DEF,
+    &cpu_vulnerabilities::DEF,
     &cpufreq::DEF,
     &diskstats::DEF,
     &dmi::DEF,
@@ -73,6 +79,8 @@ pub static ALL: &[&Def] = &[
     &hwmon::DEF,
     &infiniband::DEF,
     &ipvs::DEF,
+    &kernel_hung::DEF,
+    &ksmd::DEF,
     &loadavg::DEF,
     &mdadm::DEF,
     &meminfo::DEF,
