@@ -19,7 +19,7 @@ struct Buddyinfo {
 
 /// One `Node N, zone Z  c0 c1 …` line.
 #[derive(Debug, PartialEq)]
-struct Zone<'a> {
+struct Line<'a> {
     node: &'a str,
     zone: &'a str,
     counts: Vec<f64>,
@@ -48,8 +48,8 @@ impl Collector for Buddyinfo {
 }
 
 /// Parses `/proc/buddyinfo`; every zone must list the same number of orders.
-fn parse(text: &str) -> Result<Vec<Zone<'_>>, String> {
-    let mut zones: Vec<Zone<'_>> = Vec::new();
+fn parse(text: &str) -> Result<Vec<Line<'_>>, String> {
+    let mut zones: Vec<Line<'_>> = Vec::new();
     for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let f: Vec<&str> = line.split_ascii_whitespace().collect();
         if f.len() < 4 || f[0] != "Node" || f[2] != "zone" {
@@ -67,7 +67,7 @@ fn parse(text: &str) -> Result<Vec<Zone<'_>>, String> {
                 zones[0].counts.len()
             ));
         }
-        zones.push(Zone { node: f[1].trim_end_matches(','), zone: f[3].trim_end_matches(','), counts });
+        zones.push(Line { node: f[1].trim_end_matches(','), zone: f[3].trim_end_matches(','), counts });
     }
     Ok(zones)
 }
@@ -79,7 +79,7 @@ mod tests {
     #[test]
     fn parses_zones_and_rejects_ragged_or_garbled_lines() {
         let z = parse("Node 0, zone      DMA      1      0\nNode 1, zone   Normal   4381   1093\n").unwrap();
-        assert_eq!(z[1], Zone { node: "1", zone: "Normal", counts: vec![4381.0, 1093.0] });
+        assert_eq!(z[1], Line { node: "1", zone: "Normal", counts: vec![4381.0, 1093.0] });
         assert!(parse("Node 0, zone DMA 1 0\nNode 0, zone DMA32 1\n").unwrap_err().contains("line 2"));
         assert!(parse("Node 0, zone DMA x\n").unwrap_err().contains("not a count"));
         assert!(parse("garbage\n").is_err());
