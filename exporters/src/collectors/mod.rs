@@ -21,6 +21,7 @@ mod filefd;
 mod filesystem;
 mod hwmon;
 mod infiniband;
+mod interrupts;
 mod ipvs;
 mod kernel_hung;
 mod ksmd;
@@ -42,6 +43,7 @@ mod rapl;
 mod schedstat;
 mod selinux;
 mod sockstat;
+mod softirqs;
 mod softnet;
 mod stat;
 mod systemd;
@@ -78,6 +80,7 @@ pub static ALL: &[&Def] = &[
     &filesystem::DEF,
     &hwmon::DEF,
     &infiniband::DEF,
+    &interrupts::DEF,
     &ipvs::DEF,
     &kernel_hung::DEF,
     &ksmd::DEF,
@@ -99,6 +102,7 @@ pub static ALL: &[&Def] = &[
     &schedstat::DEF,
     &selinux::DEF,
     &sockstat::DEF,
+    &softirqs::DEF,
     &softnet::DEF,
     &stat::DEF,
     &systemd::DEF,
