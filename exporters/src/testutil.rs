@@ -41,6 +41,13 @@ pub fn e2e_flags() -> Vec<(&'static str, Value)> {
         ("collector.netdev.device-include", s("lo")),
         ("collector.qdisc.device-include", s("(wlan0|eth0)")),
         ("collector.stat.softirq", Value::Bool(true)),
+        ("collector.sysctl.include-info", Value::List(vec!["kernel.seccomp.actions_avail".to_owned()])),
+        (
+            "collector.sysctl.include",
+            Value::List(
+                ["fs.file-nr", "fs.file-nr:total,current,max", "kernel.threads-max"].map(str::to_owned).to_vec(),
+            ),
+        ),
         ("collector.textfile.directory", s(&fx.join("textfile/two_metric_files/").to_string_lossy())),
     ]
 }

@@ -46,6 +46,7 @@ mod sockstat;
 mod softirqs;
 mod softnet;
 mod stat;
+mod sysctl;
 mod systemd;
 mod tapestats;
 mod textfile;
@@ -105,6 +106,7 @@ pub static ALL: &[&Def] = &[
     &softirqs::DEF,
     &softnet::DEF,
     &stat::DEF,
+    &sysctl::DEF,
     &systemd::DEF,
     &tapestats::DEF,
     &textfile::DEF,
