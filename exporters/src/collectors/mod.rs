@@ -28,6 +28,7 @@ mod ksmd;
 mod loadavg;
 mod mdadm;
 mod meminfo;
+mod meminfo_numa;
 mod netclass;
 mod netdev;
 mod netstat;
@@ -42,6 +43,7 @@ pub mod processes;
 mod rapl;
 mod schedstat;
 mod selinux;
+mod slabinfo;
 mod sockstat;
 mod softirqs;
 mod softnet;
@@ -88,6 +90,7 @@ pub static ALL: &[&Def] = &[
     &loadavg::DEF,
     &mdadm::DEF,
     &meminfo::DEF,
+    &meminfo_numa::DEF,
     &netclass::DEF,
     &netdev::DEF,
     &netstat::DEF,
@@ -102,6 +105,7 @@ pub static ALL: &[&Def] = &[
     &rapl::DEF,
     &schedstat::DEF,
     &selinux::DEF,
+    &slabinfo::DEF,
     &sockstat::DEF,
     &softirqs::DEF,
     &softnet::DEF,
