@@ -8,6 +8,7 @@ mod bonding;
 mod btrfs;
 mod buddyinfo;
 mod cgroup;
+mod cgroups;
 mod conntrack;
 mod cpu;
 mod cpu_vulnerabilities;
@@ -59,6 +60,7 @@ mod udp_queues;
 mod uname;
 mod vmstat;
 mod watchdog;
+mod xfrm;
 mod xfs;
 mod zfs;
 
@@ -70,6 +72,7 @@ pub static ALL: &[&Def] = &[
     &btrfs::DEF,
     &buddyinfo::DEF,
     &cgroup::DEF,
+    &cgroups::DEF,
     &conntrack::DEF,
     &cpu::DEF,
     &cpu_vulnerabilities::DEF,
@@ -121,6 +124,7 @@ pub static ALL: &[&Def] = &[
     &uname::DEF,
     &vmstat::DEF,
     &watchdog::DEF,
+    &xfrm::DEF,
     &xfs::DEF,
     &zfs::DEF,
 ];
