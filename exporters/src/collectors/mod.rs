@@ -26,6 +26,7 @@ mod interrupts;
 mod ipvs;
 mod kernel_hung;
 mod ksmd;
+mod lnstat;
 mod loadavg;
 mod mdadm;
 mod meminfo;
@@ -90,6 +91,7 @@ pub static ALL: &[&Def] = &[
     &ipvs::DEF,
     &kernel_hung::DEF,
     &ksmd::DEF,
+    &lnstat::DEF,
     &loadavg::DEF,
     &mdadm::DEF,
     &meminfo::DEF,
