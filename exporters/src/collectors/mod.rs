@@ -64,6 +64,7 @@ mod watchdog;
 mod xfrm;
 mod xfs;
 mod zfs;
+mod zoneinfo;
 
 /// Every collector the agent knows, in any order (flags and output are sorted by name).
 pub static ALL: &[&Def] = &[
@@ -129,4 +130,5 @@ pub static ALL: &[&Def] = &[
     &xfrm::DEF,
     &xfs::DEF,
     &zfs::DEF,
+    &zoneinfo::DEF,
 ];
