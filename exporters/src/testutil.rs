@@ -88,9 +88,14 @@ pub fn run_on_fixtures(name: &str) -> String {
     let def = ALL.iter().find(|d| d.name == name).unwrap_or_else(|| panic!("no collector {name}"));
     let ctx = fixture_ctx(&e2e_flags());
     let c = (def.build)(&ctx).unwrap_or_else(|e| panic!("building {name}: {e:#}"));
+    render(c.as_ref())
+}
+
+/// One collection by `c`, as sorted text exposition; panics if it fails.
+pub fn render(c: &dyn agent_core::Collector) -> String {
     let mut sink = Sink::new();
     if let Err(e) = c.collect(&mut sink) {
-        panic!("collector {name} failed on fixtures: {e}");
+        panic!("collector {} failed: {e}", c.name());
     }
     let mut fams = sink.into_families();
     normalize(&mut fams);

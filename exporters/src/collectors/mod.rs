@@ -15,6 +15,8 @@ mod cpu_vulnerabilities;
 mod cpufreq;
 mod diskstats;
 mod dmi;
+mod dmmultipath;
+mod drbd;
 mod edac;
 mod entropy;
 mod fibrechannel;
@@ -81,6 +83,8 @@ pub static ALL: &[&Def] = &[
     &cpufreq::DEF,
     &diskstats::DEF,
     &dmi::DEF,
+    &dmmultipath::DEF,
+    &drbd::DEF,
     &edac::DEF,
     &entropy::DEF,
     &fibrechannel::DEF,
