@@ -212,6 +212,53 @@ impl Block {
         self.postings.iter().map(|(n, vals)| (self.sym(*n).to_owned(), vals.len())).collect()
     }
 
+    /// Every chunk's bytes (encoding byte included), with the bytes of the series entries'
+    /// label references (the rest of the entries being chunk metas), for `tsdb analyze`.
+    pub fn raw_chunks(&self) -> (Vec<&[u8]>, u64) {
+        let m = &self.map[..];
+        let mut out = Vec::new();
+        let mut label_bytes = 0u64;
+        for id in 0..self.nseries {
+            let t = self.table_off + id * 4;
+            let Some(rel) = m.get(t..t + 4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes) else { break };
+            let mut pos = self.series_off + rel as usize;
+            let start = pos;
+            let Some(n) = get_uvarint(m, &mut pos) else { break };
+            for _ in 0..n * 2 {
+                let _ = get_uvarint(m, &mut pos);
+            }
+            label_bytes += (pos - start) as u64;
+            let nc = get_uvarint(m, &mut pos).unwrap_or(0);
+            for _ in 0..nc {
+                let _ = get_varint(m, &mut pos);
+                let _ = get_uvarint(m, &mut pos);
+                let off = get_uvarint(m, &mut pos).unwrap_or(0) as usize;
+                let len = get_uvarint(m, &mut pos).unwrap_or(0) as usize;
+                if let Some(c) = m.get(off..off + len) {
+                    out.push(c);
+                }
+            }
+        }
+        (out, label_bytes)
+    }
+
+    /// Byte sizes of the data file's sections (for `tsdb analyze`).
+    pub fn sections(&self) -> Sections {
+        let len = self.map.len();
+        let toc = &self.map[len - TOC_LEN..len - 4];
+        let ptable_off = u64::from_le_bytes(toc[40..48].try_into().unwrap_or([0; 8])) as usize;
+        let symbols_off = self.chunks_end();
+        Sections {
+            chunks: symbols_off as u64,
+            symbols: (self.series_off - symbols_off) as u64,
+            series: (self.table_off - self.series_off) as u64,
+            series_table: (self.nseries * 4) as u64,
+            postings: (ptable_off.saturating_sub(self.postings_off)) as u64,
+            postings_table: (len - TOC_LEN).saturating_sub(ptable_off) as u64,
+            toc: TOC_LEN as u64,
+        }
+    }
+
     /// Offset where the symbol table starts: bytes before it are the header and chunks.
     pub fn chunks_end(&self) -> usize {
         self.symbols.first().map_or(self.series_off, |s| s.0 as usize).min(self.series_off)
@@ -221,4 +268,23 @@ impl Block {
     pub fn postings_offset(&self) -> usize {
         self.postings_off
     }
+}
+
+/// Byte sizes of a block's sections.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sections {
+    /// File header and chunks.
+    pub chunks: u64,
+    /// Symbol table.
+    pub symbols: u64,
+    /// Series entries (label refs and chunk metas).
+    pub series: u64,
+    /// Series offset table.
+    pub series_table: u64,
+    /// Postings lists.
+    pub postings: u64,
+    /// Postings table (label pair to list offset).
+    pub postings_table: u64,
+    /// Table of contents and checksum.
+    pub toc: u64,
 }

@@ -467,6 +467,60 @@ impl<'a> PackedIter<'a> {
     }
 }
 
+/// Where a packed chunk's bits go, for `tsdb analyze`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// Timestamp encoding: `"regular"` or `"dod"`.
+    pub ts_encoding: &'static str,
+    /// Value encoding: `"const"`, `"int"` (with its decimal scale and difference order) or `"xor"`.
+    pub value_encoding: &'static str,
+    /// Decimal scale k and difference order of an `int` chunk (0 otherwise).
+    pub scale_order: (u8, u8),
+    /// Samples.
+    pub samples: usize,
+    /// Bits of the tag and sample count.
+    pub common_bits: u64,
+    /// Bits of timestamp header fields and the timestamp stream.
+    pub ts_bits: u64,
+    /// Bits of value header fields and the value stream (padding included).
+    pub value_bits: u64,
+}
+
+/// Parses a packed chunk's header to tell how many bits its timestamps and values take.
+pub fn layout(data: &[u8]) -> Option<Layout> {
+    let tag = *data.first()?;
+    let mut pos = 1;
+    let n = usize::try_from(get_uvarint(data, &mut pos)?).ok()?;
+    let common = pos;
+    get_varint(data, &mut pos)?;
+    if n > 1 {
+        get_varint(data, &mut pos)?;
+    }
+    let ts_enc = tag >> 4;
+    let ts_stream = if ts_enc == TS_DOD { get_uvarint(data, &mut pos)? } else { 0 };
+    let ts_head = pos - common;
+    let (value_encoding, scale_order) = match tag & 0xf {
+        V_CONST => ("const", (0, 0)),
+        V_XOR => ("xor", (0, 0)),
+        V_INT => {
+            let ko = *data.get(pos)?;
+            ("int", (ko >> 4, ko & 0xf))
+        }
+        _ => return None,
+    };
+    let ts_bits = 8 * ts_head as u64 + ts_stream;
+    let total = 8 * data.len() as u64;
+    Some(Layout {
+        ts_encoding: if ts_enc == TS_DOD { "dod" } else { "regular" },
+        value_encoding,
+        scale_order,
+        samples: n,
+        common_bits: 8 * common as u64,
+        ts_bits,
+        value_bits: total.checked_sub(ts_bits + 8 * common as u64)?,
+    })
+}
+
 fn scaled(m: i64, k: u8) -> f64 {
     if k == 0 { m as f64 } else { m as f64 / POW10[usize::from(k)] }
 }
