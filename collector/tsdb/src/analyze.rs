@@ -63,6 +63,10 @@ pub struct Breakdown {
     pub series_label_bytes: u64,
     /// Bytes of per-chunk overhead: encoding byte, packed tag and sample count.
     pub chunk_overhead_bytes: u64,
+    /// Shared timestamp columns (version 2 blocks) and their bytes.
+    pub columns: u64,
+    /// Bytes of the shared timestamp columns.
+    pub column_bytes: u64,
     /// Timestamp bits by encoding (`regular`, `dod`).
     pub timestamps: BTreeMap<String, EncodingUse>,
     /// Value bits by encoding (`const`, `int k=3 o=1`, `xor`).
@@ -70,11 +74,15 @@ pub struct Breakdown {
 }
 
 impl Breakdown {
-    fn of(b: &Block) -> Self {
+    /// The breakdown of one block.
+    pub fn of(b: &Block) -> Self {
         let (chunks, series_label_bytes) = b.raw_chunks();
         let mut out = Self { sections: b.sections(), series_label_bytes, ..Self::default() };
-        for c in chunks {
+        let mut columns = std::collections::HashSet::new();
+        let mut chunk_bytes = 0u64;
+        for (off, c) in chunks {
             out.chunk_overhead_bytes += 1;
+            chunk_bytes += c.len() as u64;
             let Some(l) = c
                 .split_first()
                 .filter(|(e, _)| Encoding::from_u8(**e) == Some(Encoding::Packed))
@@ -88,6 +96,9 @@ impl Breakdown {
                 continue;
             };
             out.chunk_overhead_bytes += l.common_bits / 8;
+            if let Some(back) = l.column_back {
+                columns.insert((off + 1).wrapping_sub(back as usize));
+            }
             let n = l.samples as u64;
             out.timestamps.entry(l.ts_encoding.into()).or_default().add(&EncodingUse {
                 chunks: 1,
@@ -101,6 +112,9 @@ impl Breakdown {
             };
             out.values.entry(v).or_default().add(&EncodingUse { chunks: 1, samples: n, bits: l.value_bits });
         }
+        // Whatever of the chunk section is not chunks (nor the 8-byte file header) is columns.
+        out.column_bytes = out.sections.chunks.saturating_sub(8 + chunk_bytes);
+        out.columns = columns.len() as u64;
         out
     }
 
@@ -115,6 +129,8 @@ impl Breakdown {
         s.toc += t.toc;
         self.series_label_bytes += o.series_label_bytes;
         self.chunk_overhead_bytes += o.chunk_overhead_bytes;
+        self.column_bytes += o.column_bytes;
+        self.columns += o.columns;
         for (k, v) in &o.timestamps {
             self.timestamps.entry(k.clone()).or_default().add(v);
         }
@@ -178,9 +194,11 @@ impl fmt::Display for Report {
             let per = |bytes: u64| bytes as f64 / samples as f64;
             let s = &all.sections;
             writeln!(f, "bytes by section (all blocks), in B/sample:")?;
-            let payload = s.chunks - all.chunk_overhead_bytes;
+            let payload = s.chunks - all.chunk_overhead_bytes - all.column_bytes;
+            let columns = format!("timestamp columns ({})", all.columns);
             for (name, bytes) in [
                 ("chunk payload", payload),
+                (columns.as_str(), all.column_bytes),
                 ("chunk overhead (encoding, tag, count)", all.chunk_overhead_bytes),
                 ("symbols", s.symbols),
                 ("series labels", all.series_label_bytes),

@@ -37,13 +37,13 @@ impl Block {
         let meta_raw = fs::read(dir.join("meta.json")).map_err(io)?;
         let meta: BlockMeta =
             serde_json::from_slice(&meta_raw).map_err(|e| corrupt(dir, &format!("meta.json: {e}")))?;
-        if meta.version != 1 {
+        if !(1..=u32::from(crate::block::VERSION)).contains(&meta.version) {
             return Err(corrupt(dir, &format!("unsupported block version {}", meta.version)));
         }
         let f = File::open(dir.join("data")).map_err(io)?;
         let map = map_file(&f).map_err(io)?;
         let len = map.len();
-        if len < 8 + TOC_LEN || &map[..4] != b"OSPB" || map[4] != 1 {
+        if len < 8 + TOC_LEN || &map[..4] != b"OSPB" || u32::from(map[4]) != meta.version {
             return Err(corrupt(dir, "bad header or too short"));
         }
         let stored = u32::from_le_bytes(map[len - 4..].try_into().unwrap_or([0; 4]));
@@ -68,6 +68,7 @@ impl Block {
         let mut pos = ptable_off;
         let n = get_uvarint(&map, &mut pos).ok_or_else(bad)?;
         let mut post: BTreeMap<u32, Vec<(u32, usize)>> = BTreeMap::new();
+        let mut pairs = Vec::with_capacity(n.min(1 << 24) as usize);
         for _ in 0..n {
             let name = get_uvarint(&map, &mut pos).ok_or_else(bad)? as u32;
             let value = get_uvarint(&map, &mut pos).ok_or_else(bad)? as u32;
@@ -76,6 +77,7 @@ impl Block {
                 return Err(bad());
             }
             post.entry(name).or_default().push((value, postings_off + off));
+            pairs.push((name, value));
         }
         if table_off + nseries * 4 > len {
             return Err(bad());
@@ -90,6 +92,7 @@ impl Block {
             nseries,
             postings_off,
             postings: post,
+            pairs,
         })
     }
 
@@ -171,19 +174,16 @@ impl Block {
         let mut pos = self.series_off + rel;
         let m = &self.map;
         let n = get_uvarint(m, &mut pos)?;
-        let mut pairs = Vec::with_capacity(n as usize);
+        let mut pairs = Vec::with_capacity(n.min(64) as usize);
         for _ in 0..n {
-            let name = get_uvarint(m, &mut pos)? as u32;
-            let value = get_uvarint(m, &mut pos)? as u32;
+            let (name, value) = self.label_ref(&mut pos)?;
             pairs.push((self.sym(name).to_owned(), self.sym(value).to_owned()));
         }
         let nc = get_uvarint(m, &mut pos)?;
         let mut chunks = Vec::new();
+        let mut expected = 0usize;
         for _ in 0..nc {
-            let cmint = get_varint(m, &mut pos)?;
-            let cmaxt = cmint + get_uvarint(m, &mut pos)? as i64;
-            let off = get_uvarint(m, &mut pos)? as usize;
-            let len = get_uvarint(m, &mut pos)? as usize;
+            let (cmint, cmaxt, off, len) = self.chunk_meta(&mut pos, &mut expected)?;
             if cmaxt < mint || cmint > maxt || len == 0 {
                 continue;
             }
@@ -191,6 +191,36 @@ impl Block {
             chunks.push(ChunkData::mapped(enc, cmint, cmaxt, self.map.clone(), off + 1, len - 1));
         }
         Some((Labels::from_owned(pairs), chunks))
+    }
+
+    /// One label reference of a series entry: (name, value) symbol ids.
+    fn label_ref(&self, pos: &mut usize) -> Option<(u32, u32)> {
+        let m = &self.map[..];
+        if self.meta.version == 1 {
+            Some((get_uvarint(m, pos)? as u32, get_uvarint(m, pos)? as u32))
+        } else {
+            self.pairs.get(usize::try_from(get_uvarint(m, pos)?).ok()?).copied()
+        }
+    }
+
+    /// One chunk meta of a series entry: (mint, maxt, offset, length). In version 2 offsets
+    /// are relative to the end of the entry's previous chunk (`expected`, 0 at first).
+    fn chunk_meta(&self, pos: &mut usize, expected: &mut usize) -> Option<(i64, i64, usize, usize)> {
+        let m = &self.map[..];
+        if self.meta.version == 1 {
+            let cmint = get_varint(m, pos)?;
+            let cmaxt = cmint.checked_add(i64::try_from(get_uvarint(m, pos)?).ok()?)?;
+            let off = get_uvarint(m, pos)? as usize;
+            let len = get_uvarint(m, pos)? as usize;
+            return Some((cmint, cmaxt, off, len));
+        }
+        let cmint = self.meta.min_time.checked_add(i64::try_from(get_uvarint(m, pos)?).ok()?)?;
+        let cmaxt = cmint.checked_add(i64::try_from(get_uvarint(m, pos)?).ok()?)?;
+        let off = (*expected as i64).checked_add(get_varint(m, pos)?)?;
+        let off = usize::try_from(off).ok()?;
+        let len = get_uvarint(m, pos)? as usize;
+        *expected = off.checked_add(len)?;
+        Some((cmint, cmaxt, off, len))
     }
 
     /// Matching series with chunks overlapping `[mint, maxt]`.
@@ -212,9 +242,9 @@ impl Block {
         self.postings.iter().map(|(n, vals)| (self.sym(*n).to_owned(), vals.len())).collect()
     }
 
-    /// Every chunk's bytes (encoding byte included), with the bytes of the series entries'
+    /// Every chunk's offset and bytes (encoding byte included), with the bytes of the series entries'
     /// label references (the rest of the entries being chunk metas), for `tsdb analyze`.
-    pub fn raw_chunks(&self) -> (Vec<&[u8]>, u64) {
+    pub fn raw_chunks(&self) -> (Vec<(usize, &[u8])>, u64) {
         let m = &self.map[..];
         let mut out = Vec::new();
         let mut label_bytes = 0u64;
@@ -224,18 +254,16 @@ impl Block {
             let mut pos = self.series_off + rel as usize;
             let start = pos;
             let Some(n) = get_uvarint(m, &mut pos) else { break };
-            for _ in 0..n * 2 {
-                let _ = get_uvarint(m, &mut pos);
+            for _ in 0..n {
+                let _ = self.label_ref(&mut pos);
             }
             label_bytes += (pos - start) as u64;
             let nc = get_uvarint(m, &mut pos).unwrap_or(0);
+            let mut expected = 0;
             for _ in 0..nc {
-                let _ = get_varint(m, &mut pos);
-                let _ = get_uvarint(m, &mut pos);
-                let off = get_uvarint(m, &mut pos).unwrap_or(0) as usize;
-                let len = get_uvarint(m, &mut pos).unwrap_or(0) as usize;
+                let Some((_, _, off, len)) = self.chunk_meta(&mut pos, &mut expected) else { break };
                 if let Some(c) = m.get(off..off + len) {
-                    out.push(c);
+                    out.push((off, c));
                 }
             }
         }

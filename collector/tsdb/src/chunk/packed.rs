@@ -17,6 +17,7 @@ use super::xor::{XorValues, write_xor_values};
 
 const TS_REGULAR: u8 = 0;
 const TS_DOD: u8 = 1;
+const TS_SHARED: u8 = 2;
 const V_CONST: u8 = 0;
 const V_INT: u8 = 1;
 const V_XOR: u8 = 2;
@@ -48,66 +49,121 @@ pub fn encode(ts: &[i64], vs: &[f64]) -> Vec<u8> {
 /// [`encode`] restricted to some encodings.
 pub fn encode_with(ts: &[i64], vs: &[f64], choices: Choices) -> Vec<u8> {
     assert!(!ts.is_empty() && ts.len() == vs.len(), "packed::encode needs matching non-empty slices");
-    let n = ts.len();
     let mut head = Vec::with_capacity(32);
     let mut bits = BitWriter::new();
+    let (ts_enc, delta) = ts_encoding(ts, choices.regular_ts);
+    let values = choose_values(vs, choices);
+    head.push((ts_enc << 4) | values.code());
+    put_uvarint(&mut head, ts.len() as u64);
+    put_ts_fields(&mut head, &mut bits, ts, ts_enc, delta);
+    if ts_enc == TS_DOD {
+        put_uvarint(&mut head, bits.bit_len() as u64);
+    }
+    put_values(&mut head, &mut bits, vs, values);
+    head.extend_from_slice(bits.bytes());
+    head
+}
 
-    // Timestamps.
-    let delta = if n > 1 { ts[1].wrapping_sub(ts[0]) } else { 0 };
-    let regular = choices.regular_ts && ts.windows(2).all(|w| w[1].wrapping_sub(w[0]) == delta);
-    let ts_enc = if regular { TS_REGULAR } else { TS_DOD };
+/// Encodes timestamps alone, as a column that chunks written by [`encode_shared`] refer to
+/// (a block stores each distinct column once: every series of a target has the same
+/// timestamps). Layout: ts encoding byte, uvarint n, varint t0, varint delta (n > 1), then the
+/// delta-of-delta stream for `DOD`.
+pub fn encode_ts_column(ts: &[i64]) -> Vec<u8> {
+    assert!(!ts.is_empty(), "packed::encode_ts_column needs samples");
+    let (ts_enc, delta) = ts_encoding(ts, true);
+    let mut head = vec![ts_enc];
+    put_uvarint(&mut head, ts.len() as u64);
+    let mut bits = BitWriter::new();
+    put_ts_fields(&mut head, &mut bits, ts, ts_enc, delta);
+    head.extend_from_slice(bits.bytes());
+    head
+}
 
-    // Values.
-    let vbits: Vec<u64> = vs.iter().map(|v| v.to_bits()).collect();
-    let (v_enc, vstream) = if choices.constant && vbits.iter().all(|&b| b == vbits[0]) {
-        (V_CONST, ValueStream::Const)
-    } else if let Some((k, ms)) = choices.max_scale.and_then(|m| as_scaled_ints(vs, m)) {
-        let o1 = diffs(&ms, 1);
-        let o2 = diffs(&ms, 2);
-        if o2.len() + 1 == o1.len() && int_stream_cost(&o2) + 64 < int_stream_cost(&o1) {
-            (V_INT, ValueStream::Int { k, order: 2, first: ms[0], d1: o1.first().copied().unwrap_or(0), stream: o2 })
-        } else {
-            (V_INT, ValueStream::Int { k, order: 1, first: ms[0], d1: 0, stream: o1 })
-        }
-    } else {
-        (V_XOR, ValueStream::Xor)
-    };
+/// Encodes values (at least one) whose timestamps are the [`encode_ts_column`] column that
+/// starts `back` bytes before the first byte of the returned chunk in the same file. Layout:
+/// tag (`SHARED` << 4 | value encoding), uvarint n, uvarint back, value header fields, value
+/// bit stream.
+pub fn encode_shared(back: u64, vs: &[f64]) -> Vec<u8> {
+    assert!(!vs.is_empty(), "packed::encode_shared needs samples");
+    let mut head = Vec::with_capacity(24);
+    let mut bits = BitWriter::new();
+    let values = choose_values(vs, Choices::default());
+    head.push((TS_SHARED << 4) | values.code());
+    put_uvarint(&mut head, vs.len() as u64);
+    put_uvarint(&mut head, back);
+    put_values(&mut head, &mut bits, vs, values);
+    head.extend_from_slice(bits.bytes());
+    head
+}
 
-    head.push((ts_enc << 4) | v_enc);
-    put_uvarint(&mut head, n as u64);
-    put_varint(&mut head, ts[0]);
-    if n > 1 {
-        put_varint(&mut head, delta);
+fn ts_encoding(ts: &[i64], allow_regular: bool) -> (u8, i64) {
+    let delta = if ts.len() > 1 { ts[1].wrapping_sub(ts[0]) } else { 0 };
+    let regular = allow_regular && ts.windows(2).all(|w| w[1].wrapping_sub(w[0]) == delta);
+    (if regular { TS_REGULAR } else { TS_DOD }, delta)
+}
+
+fn put_ts_fields(head: &mut Vec<u8>, bits: &mut BitWriter, ts: &[i64], ts_enc: u8, delta: i64) {
+    put_varint(head, ts[0]);
+    if ts.len() > 1 {
+        put_varint(head, delta);
     }
     if ts_enc == TS_DOD {
         let dods: Vec<i64> =
             ts.windows(3).map(|w| (w[2].wrapping_sub(w[1])).wrapping_sub(w[1].wrapping_sub(w[0]))).collect();
-        write_int_stream(&mut bits, &dods);
-        put_uvarint(&mut head, bits.bit_len() as u64);
+        write_int_stream(bits, &dods);
     }
-    match vstream {
-        ValueStream::Const => head.extend_from_slice(&vbits[0].to_le_bytes()),
+}
+
+fn choose_values(vs: &[f64], choices: Choices) -> ValueStream {
+    let first = vs[0].to_bits();
+    if choices.constant && vs.iter().all(|v| v.to_bits() == first) {
+        ValueStream::Const
+    } else if let Some((k, ms)) = choices.max_scale.and_then(|m| as_scaled_ints(vs, m)) {
+        let o1 = diffs(&ms, 1);
+        let o2 = diffs(&ms, 2);
+        if o2.len() + 1 == o1.len() && int_stream_cost(&o2) + 64 < int_stream_cost(&o1) {
+            ValueStream::Int { k, order: 2, first: ms[0], d1: o1.first().copied().unwrap_or(0), stream: o2 }
+        } else {
+            ValueStream::Int { k, order: 1, first: ms[0], d1: 0, stream: o1 }
+        }
+    } else {
+        ValueStream::Xor
+    }
+}
+
+fn put_values(head: &mut Vec<u8>, bits: &mut BitWriter, vs: &[f64], values: ValueStream) {
+    match values {
+        ValueStream::Const => head.extend_from_slice(&vs[0].to_bits().to_le_bytes()),
         ValueStream::Int { k, order, first, d1, stream } => {
             head.push((k << 4) | order);
-            put_varint(&mut head, first);
+            put_varint(head, first);
             if order == 2 {
-                put_varint(&mut head, d1);
+                put_varint(head, d1);
             }
-            write_int_stream(&mut bits, &stream);
+            write_int_stream(bits, &stream);
         }
         ValueStream::Xor => {
+            let vbits: Vec<u64> = vs.iter().map(|v| v.to_bits()).collect();
             head.extend_from_slice(&vbits[0].to_le_bytes());
-            write_xor_values(&mut bits, &vbits);
+            write_xor_values(bits, &vbits);
         }
     }
-    head.extend_from_slice(bits.bytes());
-    head
 }
 
 enum ValueStream {
     Const,
     Int { k: u8, order: u8, first: i64, d1: i64, stream: Vec<i64> },
     Xor,
+}
+
+impl ValueStream {
+    fn code(&self) -> u8 {
+        match self {
+            Self::Const => V_CONST,
+            Self::Int { .. } => V_INT,
+            Self::Xor => V_XOR,
+        }
+    }
 }
 
 /// The smallest decimal scale k for which every value is exactly `m / 10^k`, with the `m`s.
@@ -187,69 +243,6 @@ fn best_width(values: &[i64]) -> (u32, bool, u64) {
         }
     }
     best
-}
-
-#[cfg(test)]
-fn best_width_naive(values: &[i64]) -> (u32, bool, u64) {
-    let mut hist = [0u64; 65];
-    for &v in values {
-        hist[bit_len(zigzag(v)) as usize] += 1;
-    }
-    let mut best = (1u32, false, u64::MAX);
-    for plain in [false, true] {
-        for b in 1..=64u32 {
-            let mut cost = 7;
-            for (len, &count) in hist.iter().enumerate() {
-                let len = len as u32;
-                let bits = match (plain, len) {
-                    (false, 0) => 1,
-                    (false, l) if l <= b => 2 + b,
-                    (false, l) => 2 + 6 + l,
-                    (true, l) if l <= b => 1 + b,
-                    (true, l) => 1 + 6 + l,
-                };
-                cost += count * u64::from(bits);
-            }
-            if cost < best.2 {
-                best = (b, plain, cost);
-            }
-        }
-    }
-    best
-}
-
-#[cfg(test)]
-#[test]
-fn best_width_matches_the_exhaustive_search() {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
-    assert_eq!(best_width(&[]), best_width_naive(&[]));
-    for round in 0..2000 {
-        let n = (next() % 300) as usize;
-        let vals: Vec<i64> = (0..n)
-            .map(|_| {
-                let r = next();
-                match round % 4 {
-                    0 => 0,
-                    1 => (r % 7) as i64 - 3,
-                    2 => (r >> (r % 64)) as i64,
-                    _ => {
-                        if r % 3 == 0 {
-                            0
-                        } else {
-                            (r % 1000) as i64 - 500
-                        }
-                    }
-                }
-            })
-            .collect();
-        assert_eq!(best_width(&vals), best_width_naive(&vals), "{vals:?}");
-    }
 }
 
 fn int_stream_cost(values: &[i64]) -> u64 {
@@ -363,15 +356,47 @@ pub struct PackedIter<'a> {
 }
 
 impl<'a> PackedIter<'a> {
-    /// Parses the header; `None` on malformed data.
+    /// Parses the header; `None` on malformed data, or for a chunk whose timestamps are a
+    /// shared column (those need [`PackedIter::new_in`]).
     pub fn new(data: &'a [u8]) -> Option<Self> {
+        Self::parse(data, None)
+    }
+
+    /// Parses the chunk at `file[off..off + len]`, whose shared timestamp column (if any) is
+    /// earlier in `file`.
+    pub fn new_in(file: &'a [u8], off: usize, len: usize) -> Option<Self> {
+        Self::parse(file.get(off..off.checked_add(len)?)?, Some((file, off)))
+    }
+
+    fn parse(data: &'a [u8], file: Option<(&'a [u8], usize)>) -> Option<Self> {
         let tag = *data.first()?;
         let mut pos = 1;
         let n = usize::try_from(get_uvarint(data, &mut pos)?).ok()?;
-        let t0 = get_varint(data, &mut pos)?;
-        let delta = if n > 1 { get_varint(data, &mut pos)? } else { 0 };
         let ts_enc = tag >> 4;
-        let ts_bits = if ts_enc == TS_DOD { usize::try_from(get_uvarint(data, &mut pos)?).ok()? } else { 0 };
+        // The timestamp fields and stream: in the chunk, or in a column earlier in the file.
+        let (ts_src, mut tpos) = if ts_enc == TS_SHARED {
+            let back = usize::try_from(get_uvarint(data, &mut pos)?).ok()?;
+            let (file, off) = file?;
+            let col = file.get(off.checked_sub(back)?..off)?;
+            let mut cpos = 1;
+            if usize::try_from(get_uvarint(col, &mut cpos)?).ok()? != n {
+                return None;
+            }
+            (col, cpos)
+        } else {
+            (data, pos)
+        };
+        let ts_enc = if ts_enc == TS_SHARED { *ts_src.first()? } else { ts_enc };
+        let t0 = get_varint(ts_src, &mut tpos)?;
+        let delta = if n > 1 { get_varint(ts_src, &mut tpos)? } else { 0 };
+        let ts_bits = if ts_enc == TS_DOD && tag >> 4 != TS_SHARED {
+            usize::try_from(get_uvarint(ts_src, &mut tpos)?).ok()?
+        } else {
+            0
+        };
+        if tag >> 4 != TS_SHARED {
+            pos = tpos;
+        }
         let (v_enc, first_v, vhead);
         match tag & 0xf {
             V_CONST | V_XOR => {
@@ -397,7 +422,8 @@ impl<'a> PackedIter<'a> {
             _ => return None,
         }
         let stream = data.get(pos..)?;
-        let mut tr = BitReader::new(stream, 0);
+        let mut tr =
+            if tag >> 4 == TS_SHARED { BitReader::new(ts_src.get(tpos..)?, 0) } else { BitReader::new(stream, 0) };
         let ts = if ts_enc == TS_DOD {
             let s = if n > 2 { IntStream::start(&mut tr)? } else { IntStream::EMPTY };
             TsState::Dod { stream: s, delta }
@@ -470,7 +496,7 @@ impl<'a> PackedIter<'a> {
 /// Where a packed chunk's bits go, for `tsdb analyze`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layout {
-    /// Timestamp encoding: `"regular"` or `"dod"`.
+    /// Timestamp encoding: `"regular"`, `"dod"` or `"shared"` (a reference to a column).
     pub ts_encoding: &'static str,
     /// Value encoding: `"const"`, `"int"` (with its decimal scale and difference order) or `"xor"`.
     pub value_encoding: &'static str,
@@ -484,6 +510,8 @@ pub struct Layout {
     pub ts_bits: u64,
     /// Bits of value header fields and the value stream (padding included).
     pub value_bits: u64,
+    /// For `shared` timestamps: how many bytes before the chunk its column starts.
+    pub column_back: Option<u64>,
 }
 
 /// Parses a packed chunk's header to tell how many bits its timestamps and values take.
@@ -492,11 +520,16 @@ pub fn layout(data: &[u8]) -> Option<Layout> {
     let mut pos = 1;
     let n = usize::try_from(get_uvarint(data, &mut pos)?).ok()?;
     let common = pos;
-    get_varint(data, &mut pos)?;
-    if n > 1 {
-        get_varint(data, &mut pos)?;
-    }
     let ts_enc = tag >> 4;
+    let mut column_back = None;
+    if ts_enc == TS_SHARED {
+        column_back = Some(get_uvarint(data, &mut pos)?);
+    } else {
+        get_varint(data, &mut pos)?;
+        if n > 1 {
+            get_varint(data, &mut pos)?;
+        }
+    }
     let ts_stream = if ts_enc == TS_DOD { get_uvarint(data, &mut pos)? } else { 0 };
     let ts_head = pos - common;
     let (value_encoding, scale_order) = match tag & 0xf {
@@ -511,13 +544,18 @@ pub fn layout(data: &[u8]) -> Option<Layout> {
     let ts_bits = 8 * ts_head as u64 + ts_stream;
     let total = 8 * data.len() as u64;
     Some(Layout {
-        ts_encoding: if ts_enc == TS_DOD { "dod" } else { "regular" },
+        ts_encoding: match ts_enc {
+            TS_DOD => "dod",
+            TS_SHARED => "shared",
+            _ => "regular",
+        },
         value_encoding,
         scale_order,
         samples: n,
         common_bits: 8 * common as u64,
         ts_bits,
         value_bits: total.checked_sub(ts_bits + 8 * common as u64)?,
+        column_back,
     })
 }
 
@@ -544,81 +582,5 @@ impl Iterator for PackedIter<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn round_trip(ts: &[i64], vs: &[f64]) -> usize {
-        let enc = encode(ts, vs);
-        let got: Vec<(i64, u64)> = PackedIter::new(&enc).expect("header").map(|(t, v)| (t, v.to_bits())).collect();
-        let want: Vec<(i64, u64)> = ts.iter().zip(vs).map(|(&t, v)| (t, v.to_bits())).collect();
-        assert_eq!(got, want);
-        enc.len()
-    }
-
-    #[test]
-    fn constant_regular_series_is_tiny() {
-        let ts: Vec<i64> = (0..1000).map(|i| 1_000 + i * 15_000).collect();
-        let vs = vec![42.0; 1000];
-        assert!(round_trip(&ts, &vs) < 24);
-    }
-
-    #[test]
-    fn integer_counter_and_decimals() {
-        let ts: Vec<i64> = (0..500).map(|i| i * 1000 + (i % 3)).collect();
-        let mut c = 1e9;
-        let vs: Vec<f64> = (0..500)
-            .map(|i| {
-                c += f64::from((i * 7919) % 4096);
-                c
-            })
-            .collect();
-        round_trip(&ts, &vs);
-        let cpu: Vec<f64> = (0..500).map(|i| f64::from(123_456 + i * 37) / 100.0).collect();
-        let size = round_trip(&ts, &cpu);
-        assert!(size < 500 * 2, "fixed-decimal counter should pack well, got {size}");
-    }
-
-    #[test]
-    fn odd_values_fall_back_to_xor() {
-        let stale = f64::from_bits(0x7ff0_0000_0000_0002);
-        let ts = [1, 2, 5, 9, 100, 101];
-        let vs = [0.1 + 0.2, stale, -0.0, f64::NAN, f64::INFINITY, 1e300];
-        round_trip(&ts, &vs);
-        round_trip(&[7], &[stale]);
-        round_trip(&[7, 9], &[1.0, 2.0]);
-        round_trip(&[7, 9, 10], &[1.0, 2.0, 4.0]);
-    }
-
-    use proptest::strategy::Strategy as _;
-
-    proptest::proptest! {
-        #[test]
-        fn any_samples_round_trip(
-            dts in proptest::collection::vec(proptest::prop_oneof![proptest::strategy::Just(1000i64), 0i64..5000, proptest::num::i64::ANY.prop_map(|x| x >> 20)], 1..300),
-            kind in 0u8..5,
-            raw in proptest::collection::vec(proptest::num::i64::ANY, 300),
-        ) {
-            let mut t = 0i64;
-            let ts: Vec<i64> = dts.iter().map(|d| { t = t.wrapping_add(*d); t }).collect();
-            let vs: Vec<f64> = raw.iter().take(ts.len()).enumerate().map(|(i, &r)| match kind {
-                0 => ((r >> 40) * 4096) as f64,
-                1 => (r >> 44) as f64 / 100.0,
-                2 => f64::from_bits(r as u64),
-                3 => if i % 7 == 0 { f64::from_bits(0x7ff0_0000_0000_0002) } else { (r % 3) as f64 },
-                _ => i as f64 * 0.1,
-            }).collect();
-            round_trip(&ts, &vs);
-        }
-    }
-
-    #[test]
-    fn garbage_does_not_panic() {
-        for seed in 0u32..2000 {
-            let data: Vec<u8> =
-                (0..(seed % 40)).map(|i| (seed.wrapping_mul(2_654_435_761).rotate_left(i)) as u8).collect();
-            if let Some(it) = PackedIter::new(&data) {
-                let _ = it.take(10_000).count();
-            }
-        }
-    }
-}
+#[path = "packed_tests.rs"]
+mod tests;
