@@ -8,10 +8,13 @@
 //! verified when the block is opened.
 //!
 //! Version 1 series entries: label pairs as two symbol ids each; chunk metas as varint mint,
-//! uvarint maxt - mint, uvarint file offset, uvarint length. Version 2 (written now): label
-//! pairs as their index in the postings table (sorted by name, value); chunk metas as uvarint
-//! mint - block min time, uvarint maxt - mint, varint offset minus the end of the entry's
-//! previous chunk (the first one absolute), uvarint length; packed
+//! uvarint maxt - mint, uvarint file offset, uvarint length; one table offset per series.
+//! Version 2 (written now): series in groups of 8 with one table offset per group; an entry's
+//! labels are the number of leading pairs shared with the previous entry of its group, then
+//! the others, each as its index in the postings table (sorted by name, value); chunk metas
+//! as uvarint mint - block min time, uvarint maxt - mint, varint offset minus the end of the
+//! previous chunk in the group (the group's first absolute: 0 when chunks were written in
+//! label order, as a head cut and compaction do), uvarint length; packed
 //! chunks refer to a timestamp column written once per distinct timestamp sequence (every
 //! series of a scrape target shares one), instead of carrying their own timestamps.
 
@@ -24,6 +27,7 @@ use std::sync::Arc;
 use memmap2::Mmap;
 use serde::{Deserialize, Serialize};
 
+use crate::block_read::GROUP;
 use crate::chunk::bits::{put_uvarint, put_varint};
 use crate::chunk::{Encoding, packed};
 use crate::labels::Labels;
@@ -234,14 +238,24 @@ fn write_block_in(
     let pair_ids: HashMap<(u32, u32), u32> = post.keys().enumerate().map(|(i, k)| (*k, i as u32)).collect();
 
     let series_off = w.pos;
-    let mut table = Vec::with_capacity(entries.len() * 4);
-    for e in &entries {
-        let mut expected_off = 0u64;
-        table.extend_from_slice(&((w.pos - series_off) as u32).to_le_bytes());
+    let mut table = Vec::with_capacity(entries.len().div_ceil(GROUP) * 4);
+    let (mut refs, mut prev): (Vec<u32>, Vec<u32>) = (Vec::new(), Vec::new());
+    let mut expected_off = 0u64;
+    for (id, e) in entries.iter().enumerate() {
+        refs.clear();
+        refs.extend(e.labels.iter().map(|(n, v)| pair_ids[&(sym_ids[n], sym_ids[v])]));
+        let shared = if id % GROUP == 0 {
+            table.extend_from_slice(&((w.pos - series_off) as u32).to_le_bytes());
+            expected_off = 0;
+            0
+        } else {
+            refs.iter().zip(&prev).take_while(|(a, b)| a == b).count()
+        };
         buf.clear();
-        put_uvarint(&mut buf, e.labels.len() as u64);
-        for (n, v) in e.labels.iter() {
-            put_uvarint(&mut buf, u64::from(pair_ids[&(sym_ids[n], sym_ids[v])]));
+        put_uvarint(&mut buf, shared as u64);
+        put_uvarint(&mut buf, (refs.len() - shared) as u64);
+        for &r in &refs[shared..] {
+            put_uvarint(&mut buf, u64::from(r));
         }
         put_uvarint(&mut buf, e.chunks.len() as u64);
         for &(mint, maxt, off, len) in &e.chunks {
@@ -252,6 +266,7 @@ fn write_block_in(
             expected_off = off + u64::from(len);
         }
         w.put(&buf)?;
+        std::mem::swap(&mut refs, &mut prev);
     }
     let table_off = w.pos;
     w.put(&table)?;

@@ -16,6 +16,19 @@ use crate::postings;
 use crate::query::ChunkData;
 
 const TOC_LEN: usize = 6 * 8 + 4;
+/// Series per group in version 2: the series table holds one offset per group, and an entry's
+/// labels share a prefix with the previous entry's in its group.
+pub(crate) const GROUP: usize = 8;
+
+/// A parsed series entry.
+struct Entry {
+    /// (name, value) symbol ids.
+    labels: Vec<(u32, u32)>,
+    /// (mint, maxt, offset, length) per chunk.
+    chunks: Vec<(i64, i64, usize, usize)>,
+    /// Bytes of the label references.
+    label_bytes: usize,
+}
 
 fn corrupt(dir: &Path, what: &str) -> BlockError {
     BlockError::Corrupt(dir.to_path_buf(), what.to_owned())
@@ -79,7 +92,7 @@ impl Block {
             post.entry(name).or_default().push((value, postings_off + off));
             pairs.push((name, value));
         }
-        if table_off + nseries * 4 > len {
+        if table_off + Self::table_len(meta.version, nseries) * 4 > len {
             return Err(bad());
         }
         Ok(Self {
@@ -169,58 +182,81 @@ impl Block {
 
     /// Labels and chunks (overlapping `[mint, maxt]`) of series `id`.
     pub fn series(&self, id: u32, mint: i64, maxt: i64) -> Option<(Labels, Vec<ChunkData>)> {
-        let t = self.table_off + id as usize * 4;
-        let rel = u32::from_le_bytes(self.map.get(t..t + 4)?.try_into().ok()?) as usize;
-        let mut pos = self.series_off + rel;
-        let m = &self.map;
-        let n = get_uvarint(m, &mut pos)?;
-        let mut pairs = Vec::with_capacity(n.min(64) as usize);
-        for _ in 0..n {
-            let (name, value) = self.label_ref(&mut pos)?;
-            pairs.push((self.sym(name).to_owned(), self.sym(value).to_owned()));
-        }
-        let nc = get_uvarint(m, &mut pos)?;
-        let mut chunks = Vec::new();
-        let mut expected = 0usize;
-        for _ in 0..nc {
-            let (cmint, cmaxt, off, len) = self.chunk_meta(&mut pos, &mut expected)?;
+        let e = self.entry(id as usize)?;
+        let pairs = e.labels.iter().map(|&(n, v)| (self.sym(n).to_owned(), self.sym(v).to_owned())).collect();
+        let mut chunks = Vec::with_capacity(e.chunks.len());
+        for (cmint, cmaxt, off, len) in e.chunks {
             if cmaxt < mint || cmint > maxt || len == 0 {
                 continue;
             }
-            let enc = Encoding::from_u8(*m.get(off)?)?;
+            let enc = Encoding::from_u8(*self.map.get(off)?)?;
             chunks.push(ChunkData::mapped(enc, cmint, cmaxt, self.map.clone(), off + 1, len - 1));
         }
         Some((Labels::from_owned(pairs), chunks))
     }
 
-    /// One label reference of a series entry: (name, value) symbol ids.
-    fn label_ref(&self, pos: &mut usize) -> Option<(u32, u32)> {
-        let m = &self.map[..];
-        if self.meta.version == 1 {
-            Some((get_uvarint(m, pos)? as u32, get_uvarint(m, pos)? as u32))
-        } else {
-            self.pairs.get(usize::try_from(get_uvarint(m, pos)?).ok()?).copied()
-        }
+    /// Number of offsets in the series table.
+    pub(crate) fn table_len(version: u32, nseries: usize) -> usize {
+        if version == 1 { nseries } else { nseries.div_ceil(GROUP) }
     }
 
-    /// One chunk meta of a series entry: (mint, maxt, offset, length). In version 2 offsets
-    /// are relative to the end of the entry's previous chunk (`expected`, 0 at first).
-    fn chunk_meta(&self, pos: &mut usize, expected: &mut usize) -> Option<(i64, i64, usize, usize)> {
-        let m = &self.map[..];
-        if self.meta.version == 1 {
-            let cmint = get_varint(m, pos)?;
-            let cmaxt = cmint.checked_add(i64::try_from(get_uvarint(m, pos)?).ok()?)?;
-            let off = get_uvarint(m, pos)? as usize;
-            let len = get_uvarint(m, pos)? as usize;
-            return Some((cmint, cmaxt, off, len));
+    /// Series entry `id`, parsed (version 2: walking from the start of its group).
+    fn entry(&self, id: usize) -> Option<Entry> {
+        if id >= self.nseries {
+            return None;
         }
-        let cmint = self.meta.min_time.checked_add(i64::try_from(get_uvarint(m, pos)?).ok()?)?;
-        let cmaxt = cmint.checked_add(i64::try_from(get_uvarint(m, pos)?).ok()?)?;
-        let off = (*expected as i64).checked_add(get_varint(m, pos)?)?;
-        let off = usize::try_from(off).ok()?;
-        let len = get_uvarint(m, pos)? as usize;
-        *expected = off.checked_add(len)?;
-        Some((cmint, cmaxt, off, len))
+        let m = &self.map[..];
+        let v1 = self.meta.version == 1;
+        let first = if v1 { id } else { id / GROUP * GROUP };
+        let t = self.table_off + if v1 { id } else { id / GROUP } * 4;
+        let mut pos = self.series_off + u32::from_le_bytes(m.get(t..t + 4)?.try_into().ok()?) as usize;
+        let mut refs: Vec<u32> = Vec::new();
+        let mut labels = Vec::new();
+        let mut chunks = Vec::new();
+        let mut expected = 0usize;
+        for j in first..=id {
+            let start = pos;
+            if v1 {
+                let n = get_uvarint(m, &mut pos)?;
+                for _ in 0..n {
+                    labels.push((get_uvarint(m, &mut pos)? as u32, get_uvarint(m, &mut pos)? as u32));
+                }
+            } else {
+                let shared = usize::try_from(get_uvarint(m, &mut pos)?).ok()?;
+                if shared > refs.len() {
+                    return None;
+                }
+                refs.truncate(shared);
+                for _ in 0..get_uvarint(m, &mut pos)? {
+                    refs.push(u32::try_from(get_uvarint(m, &mut pos)?).ok()?);
+                }
+            }
+            let label_bytes = pos - start;
+            chunks.clear();
+            for _ in 0..get_uvarint(m, &mut pos)? {
+                chunks.push(if v1 {
+                    let cmint = get_varint(m, &mut pos)?;
+                    let cmaxt = cmint.checked_add(i64::try_from(get_uvarint(m, &mut pos)?).ok()?)?;
+                    let off = usize::try_from(get_uvarint(m, &mut pos)?).ok()?;
+                    (cmint, cmaxt, off, usize::try_from(get_uvarint(m, &mut pos)?).ok()?)
+                } else {
+                    let cmint = self.meta.min_time.checked_add(i64::try_from(get_uvarint(m, &mut pos)?).ok()?)?;
+                    let cmaxt = cmint.checked_add(i64::try_from(get_uvarint(m, &mut pos)?).ok()?)?;
+                    let off =
+                        usize::try_from(i64::try_from(expected).ok()?.checked_add(get_varint(m, &mut pos)?)?).ok()?;
+                    let len = usize::try_from(get_uvarint(m, &mut pos)?).ok()?;
+                    expected = off.checked_add(len)?;
+                    (cmint, cmaxt, off, len)
+                });
+            }
+            if j == id {
+                if !v1 {
+                    labels = refs.iter().map(|&r| self.pairs.get(r as usize).copied()).collect::<Option<_>>()?;
+                }
+                return Some(Entry { labels, chunks, label_bytes });
+            }
+        }
+        None
     }
 
     /// Matching series with chunks overlapping `[mint, maxt]`.
@@ -245,27 +281,12 @@ impl Block {
     /// Every chunk's offset and bytes (encoding byte included), with the bytes of the series entries'
     /// label references (the rest of the entries being chunk metas), for `tsdb analyze`.
     pub fn raw_chunks(&self) -> (Vec<(usize, &[u8])>, u64) {
-        let m = &self.map[..];
         let mut out = Vec::new();
         let mut label_bytes = 0u64;
         for id in 0..self.nseries {
-            let t = self.table_off + id * 4;
-            let Some(rel) = m.get(t..t + 4).and_then(|b| b.try_into().ok()).map(u32::from_le_bytes) else { break };
-            let mut pos = self.series_off + rel as usize;
-            let start = pos;
-            let Some(n) = get_uvarint(m, &mut pos) else { break };
-            for _ in 0..n {
-                let _ = self.label_ref(&mut pos);
-            }
-            label_bytes += (pos - start) as u64;
-            let nc = get_uvarint(m, &mut pos).unwrap_or(0);
-            let mut expected = 0;
-            for _ in 0..nc {
-                let Some((_, _, off, len)) = self.chunk_meta(&mut pos, &mut expected) else { break };
-                if let Some(c) = m.get(off..off + len) {
-                    out.push((off, c));
-                }
-            }
+            let Some(e) = self.entry(id) else { break };
+            label_bytes += e.label_bytes as u64;
+            out.extend(e.chunks.iter().filter_map(|&(_, _, off, len)| Some((off, self.map.get(off..off + len)?))));
         }
         (out, label_bytes)
     }
@@ -280,7 +301,7 @@ impl Block {
             chunks: symbols_off as u64,
             symbols: (self.series_off - symbols_off) as u64,
             series: (self.table_off - self.series_off) as u64,
-            series_table: (self.nseries * 4) as u64,
+            series_table: (Self::table_len(self.meta.version, self.nseries) * 4) as u64,
             postings: (ptable_off.saturating_sub(self.postings_off)) as u64,
             postings_table: (len - TOC_LEN).saturating_sub(ptable_off) as u64,
             toc: TOC_LEN as u64,

@@ -109,13 +109,35 @@ fn version_2_block_shares_timestamp_columns_and_is_smaller() {
 }
 
 #[test]
-fn long_series_split_into_chunks_refer_to_their_own_columns() {
-    let dir = TempDir::new("block-v2-long");
+fn groups_of_series_with_many_chunks_read_back_in_any_input_order() {
+    // 30 series (several groups of 8), up to 3 chunks each, given in reverse label order so
+    // that chunk offsets are not in id order; every id is read on its own.
+    let dir = TempDir::new("block-v2-groups");
     let c = Compaction { level: 1, sources: Vec::new(), imported: false };
-    let l = Labels::from_owned(vec![("__name__".to_owned(), "long".to_owned())]);
-    let samples: Vec<(i64, f64)> = (0..20_000i64).map(|i| (i * 1000 + i % 3, (i / 10) as f64)).collect();
-    let meta = write_block(&dir.0, 0, 30_000_000, c, [(l, samples.clone())]).expect("write").expect("block");
-    assert_eq!(meta.stats.num_chunks, 3);
+    let mut input: Vec<(Labels, Vec<(i64, f64)>)> = (0..30i64)
+        .map(|s| {
+            let l = Labels::from_owned(vec![
+                ("__name__".to_owned(), format!("m{}", s / 10)),
+                ("i".to_owned(), format!("{s:02}")),
+                ("job".to_owned(), "j".to_owned()),
+            ]);
+            let n = (s % 3 + 1) * 7000;
+            (l, (0..n).map(|i| (i * 1000 + (i * s) % 5, ((i * s) % 97) as f64)).collect())
+        })
+        .collect();
+    input.reverse();
+    let meta = write_block(&dir.0, 0, 30_000_000, c, input.clone()).expect("write").expect("block");
+    assert_eq!(meta.stats.num_chunks, 10 + 10 * 2 + 10 * 3);
     let b = Block::open(&dir.0.join(&meta.ulid)).expect("open");
-    assert_eq!(read_all(&b)[0].1, bits(&samples));
+    input.sort_by(|a, b| a.0.cmp(&b.0));
+    let want: Vec<(Labels, Vec<(i64, u64)>)> = input.iter().map(|(l, s)| (l.clone(), bits(s))).collect();
+    for id in (0..30u32).rev() {
+        let (l, chunks) = b.series(id, i64::MIN, i64::MAX).expect("series");
+        let s: Vec<(i64, f64)> = chunks.iter().flat_map(|c| c.iter()).collect();
+        assert_eq!((l, bits(&s)), want[id as usize], "series {id}");
+    }
+    assert!(b.series(30, i64::MIN, i64::MAX).is_none());
+    let sel = b.select(&[Matcher::eq("__name__", "m2")], i64::MIN, i64::MAX);
+    assert_eq!(sel.len(), 10);
+    assert!(sel.iter().all(|(l, _)| l.get("__name__") == Some("m2")));
 }
