@@ -105,8 +105,8 @@ impl Breakdown {
                 samples: n,
                 bits: l.ts_bits,
             });
-            let v = if l.value_encoding == "int" {
-                format!("int k={} o={}", l.scale_order.0, l.scale_order.1)
+            let v = if l.value_encoding.starts_with("int") {
+                format!("{} k={} o={}", l.value_encoding, l.scale_order.0, l.scale_order.1)
             } else {
                 l.value_encoding.to_owned()
             };

@@ -21,6 +21,10 @@ const TS_SHARED: u8 = 2;
 const V_CONST: u8 = 0;
 const V_INT: u8 = 1;
 const V_XOR: u8 = 2;
+/// Flag on a value encoding: the chunk's stale markers are a list of positions, the encoding
+/// covers the other values (a failed scrape then does not force `XOR` on its series).
+const V_STALE: u8 = 8;
+const STALE: u64 = crate::STALE_NAN_BITS;
 const POW10: [f64; 7] = [1.0, 10.0, 100.0, 1000.0, 10_000.0, 100_000.0, 1_000_000.0];
 
 /// Which encodings [`encode_with`] may choose (all on in [`encode`]); the codec benchmark
@@ -52,14 +56,14 @@ pub fn encode_with(ts: &[i64], vs: &[f64], choices: Choices) -> Vec<u8> {
     let mut head = Vec::with_capacity(32);
     let mut bits = BitWriter::new();
     let (ts_enc, delta) = ts_encoding(ts, choices.regular_ts);
-    let values = choose_values(vs, choices);
-    head.push((ts_enc << 4) | values.code());
+    let (values, stale) = choose_values(vs, choices);
+    head.push((ts_enc << 4) | values.code() | if stale.is_empty() { 0 } else { V_STALE });
     put_uvarint(&mut head, ts.len() as u64);
     put_ts_fields(&mut head, &mut bits, ts, ts_enc, delta);
     if ts_enc == TS_DOD {
         put_uvarint(&mut head, bits.bit_len() as u64);
     }
-    put_values(&mut head, &mut bits, vs, values);
+    put_values(&mut head, &mut bits, vs, values, &stale);
     head.extend_from_slice(bits.bytes());
     head
 }
@@ -87,11 +91,11 @@ pub fn encode_shared(back: u64, vs: &[f64]) -> Vec<u8> {
     assert!(!vs.is_empty(), "packed::encode_shared needs samples");
     let mut head = Vec::with_capacity(24);
     let mut bits = BitWriter::new();
-    let values = choose_values(vs, Choices::default());
-    head.push((TS_SHARED << 4) | values.code());
+    let (values, stale) = choose_values(vs, Choices::default());
+    head.push((TS_SHARED << 4) | values.code() | if stale.is_empty() { 0 } else { V_STALE });
     put_uvarint(&mut head, vs.len() as u64);
     put_uvarint(&mut head, back);
-    put_values(&mut head, &mut bits, vs, values);
+    put_values(&mut head, &mut bits, vs, values, &stale);
     head.extend_from_slice(bits.bytes());
     head
 }
@@ -114,7 +118,21 @@ fn put_ts_fields(head: &mut Vec<u8>, bits: &mut BitWriter, ts: &[i64], ts_enc: u
     }
 }
 
-fn choose_values(vs: &[f64], choices: Choices) -> ValueStream {
+/// The value encoding, and the stale-marker positions it leaves out (empty when it covers all
+/// values: no markers, or `XOR`, which stores them as they are).
+fn choose_values(vs: &[f64], choices: Choices) -> (ValueStream, Vec<usize>) {
+    let stale: Vec<usize> = vs.iter().enumerate().filter(|(_, v)| v.to_bits() == STALE).map(|(i, _)| i).collect();
+    if stale.is_empty() || stale.len() == vs.len() {
+        return (choose_values_of(vs, choices), Vec::new());
+    }
+    let rest: Vec<f64> = vs.iter().copied().filter(|v| v.to_bits() != STALE).collect();
+    match choose_values_of(&rest, choices) {
+        ValueStream::Xor => (ValueStream::Xor, Vec::new()),
+        other => (other, stale),
+    }
+}
+
+fn choose_values_of(vs: &[f64], choices: Choices) -> ValueStream {
     let first = vs[0].to_bits();
     if choices.constant && vs.iter().all(|v| v.to_bits() == first) {
         ValueStream::Const
@@ -131,9 +149,22 @@ fn choose_values(vs: &[f64], choices: Choices) -> ValueStream {
     }
 }
 
-fn put_values(head: &mut Vec<u8>, bits: &mut BitWriter, vs: &[f64], values: ValueStream) {
+/// Writes the stale-marker positions (if any; uvarint count, then gaps), the value header
+/// fields and the value stream.
+fn put_values(head: &mut Vec<u8>, bits: &mut BitWriter, vs: &[f64], values: ValueStream, stale: &[usize]) {
+    let first = if stale.is_empty() {
+        vs[0]
+    } else {
+        put_uvarint(head, stale.len() as u64);
+        let mut next = 0;
+        for &p in stale {
+            put_uvarint(head, (p - next) as u64);
+            next = p + 1;
+        }
+        vs.iter().copied().find(|v| v.to_bits() != STALE).unwrap_or(vs[0])
+    };
     match values {
-        ValueStream::Const => head.extend_from_slice(&vs[0].to_bits().to_le_bytes()),
+        ValueStream::Const => head.extend_from_slice(&first.to_bits().to_le_bytes()),
         ValueStream::Int { k, order, first, d1, stream } => {
             head.push((k << 4) | order);
             put_varint(head, first);
@@ -353,6 +384,8 @@ pub struct PackedIter<'a> {
     vr: BitReader<'a>,
     first_v: u64,
     failed: bool,
+    vi: usize,
+    stale: StaleList<'a>,
 }
 
 impl<'a> PackedIter<'a> {
@@ -397,13 +430,29 @@ impl<'a> PackedIter<'a> {
         if tag >> 4 != TS_SHARED {
             pos = tpos;
         }
+        let mut stale = StaleList { data, pos: 0, left: 0, next: 0 };
+        if tag & V_STALE != 0 {
+            stale.left = usize::try_from(get_uvarint(data, &mut pos)?).ok()?;
+            if stale.left == 0 || stale.left >= n {
+                return None;
+            }
+            stale.next = usize::try_from(get_uvarint(data, &mut pos)?).ok()?;
+            stale.pos = pos;
+            for _ in 1..stale.left {
+                get_uvarint(data, &mut pos)?;
+            }
+        }
+        let nv = n - stale.left;
         let (v_enc, first_v, vhead);
-        match tag & 0xf {
+        match tag & !V_STALE & 0xf {
             V_CONST | V_XOR => {
                 let b: [u8; 8] = data.get(pos..pos + 8)?.try_into().ok()?;
                 pos += 8;
                 first_v = u64::from_le_bytes(b);
-                v_enc = tag & 0xf;
+                v_enc = tag & !V_STALE & 0xf;
+                if v_enc == V_XOR && stale.left > 0 {
+                    return None;
+                }
                 vhead = (0, 0, 0, 0);
             }
             V_INT => {
@@ -439,11 +488,11 @@ impl<'a> PackedIter<'a> {
             _ => {
                 let (k, order, m, d) = vhead;
                 let needed = if order == 2 { 2 } else { 1 };
-                let s = if n > needed { IntStream::start(&mut vr)? } else { IntStream::EMPTY };
+                let s = if nv > needed { IntStream::start(&mut vr)? } else { IntStream::EMPTY };
                 VState::Int { k, order, m, d, stream: s }
             }
         };
-        Some(Self { n, i: 0, t: t0, ts, vs, tr, vr, first_v, failed: false })
+        Some(Self { n, i: 0, t: t0, ts, vs, tr, vr, first_v, failed: false, vi: 0, stale })
     }
 
     /// Number of samples.
@@ -462,17 +511,30 @@ impl<'a> PackedIter<'a> {
     }
 
     fn step(&mut self) -> Option<(i64, u64)> {
-        if self.i == 0 {
-            return Some((self.t, self.first_v));
-        }
-        match &mut self.ts {
-            TsState::Regular { delta } => self.t = self.t.wrapping_add(*delta),
-            TsState::Dod { stream, delta } => {
-                if self.i >= 2 {
-                    *delta = delta.wrapping_add(stream.next(&mut self.tr)?);
+        if self.i > 0 {
+            match &mut self.ts {
+                TsState::Regular { delta } => self.t = self.t.wrapping_add(*delta),
+                TsState::Dod { stream, delta } => {
+                    if self.i >= 2 {
+                        *delta = delta.wrapping_add(stream.next(&mut self.tr)?);
+                    }
+                    self.t = self.t.wrapping_add(*delta);
                 }
-                self.t = self.t.wrapping_add(*delta);
             }
+        }
+        if self.stale.left > 0 && self.i == self.stale.next {
+            self.stale.left -= 1;
+            if self.stale.left > 0 {
+                let gap = usize::try_from(get_uvarint(self.stale.data, &mut self.stale.pos)?).ok()?;
+                self.stale.next = self.stale.next.checked_add(gap)?.checked_add(1)?;
+            }
+            return Some((self.t, STALE));
+        }
+        // Index among the values the encoding covers (stale markers left out).
+        let vi = self.vi;
+        self.vi += 1;
+        if vi == 0 {
+            return Some((self.t, self.first_v));
         }
         let v = match &mut self.vs {
             VState::Const(b) => *b,
@@ -481,7 +543,7 @@ impl<'a> PackedIter<'a> {
                 if *order == 1 {
                     *m = m.wrapping_add(stream.next(&mut self.vr)?);
                 } else {
-                    if self.i >= 2 {
+                    if vi >= 2 {
                         *d = d.wrapping_add(stream.next(&mut self.vr)?);
                     }
                     *m = m.wrapping_add(*d);
@@ -493,12 +555,21 @@ impl<'a> PackedIter<'a> {
     }
 }
 
+/// Stale-marker positions still to come (read lazily from the header).
+struct StaleList<'a> {
+    data: &'a [u8],
+    pos: usize,
+    left: usize,
+    next: usize,
+}
+
 /// Where a packed chunk's bits go, for `tsdb analyze`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layout {
     /// Timestamp encoding: `"regular"`, `"dod"` or `"shared"` (a reference to a column).
     pub ts_encoding: &'static str,
-    /// Value encoding: `"const"`, `"int"` (with its decimal scale and difference order) or `"xor"`.
+    /// Value encoding: `"const"`, `"int"` (with its decimal scale and difference order) or `"xor"`;
+    /// `"+stale"` when stale markers are listed apart.
     pub value_encoding: &'static str,
     /// Decimal scale k and difference order of an `int` chunk (0 otherwise).
     pub scale_order: (u8, u8),
@@ -532,12 +603,20 @@ pub fn layout(data: &[u8]) -> Option<Layout> {
     }
     let ts_stream = if ts_enc == TS_DOD { get_uvarint(data, &mut pos)? } else { 0 };
     let ts_head = pos - common;
-    let (value_encoding, scale_order) = match tag & 0xf {
-        V_CONST => ("const", (0, 0)),
-        V_XOR => ("xor", (0, 0)),
-        V_INT => {
-            let ko = *data.get(pos)?;
-            ("int", (ko >> 4, ko & 0xf))
+    let stale = tag & V_STALE != 0;
+    let mut vpos = pos;
+    if stale {
+        for _ in 0..get_uvarint(data, &mut vpos)?.min(data.len() as u64) {
+            get_uvarint(data, &mut vpos)?;
+        }
+    }
+    let (value_encoding, scale_order) = match (tag & !V_STALE & 0xf, stale) {
+        (V_CONST, false) => ("const", (0, 0)),
+        (V_CONST, true) => ("const+stale", (0, 0)),
+        (V_XOR, _) => ("xor", (0, 0)),
+        (V_INT, _) => {
+            let ko = *data.get(vpos)?;
+            (if stale { "int+stale" } else { "int" }, (ko >> 4, ko & 0xf))
         }
         _ => return None,
     };

@@ -34,6 +34,30 @@ fn integer_counter_and_decimals() {
 }
 
 #[test]
+fn stale_markers_are_listed_apart_from_integer_and_constant_values() {
+    let stale = f64::from_bits(STALE);
+    let ts: Vec<i64> = (0..120).map(|i| i * 1000).collect();
+    // A counter whose target failed twice (one marker, then two in a row), and a constant.
+    let counter: Vec<f64> = (0..120)
+        .map(|i| if matches!(i, 0 | 40 | 41 | 119) { stale } else { f64::from(1000 + i * 7) / 1000.0 })
+        .collect();
+    let size = round_trip(&ts, &counter);
+    let all_xor = encode_with(&ts, &counter, Choices { regular_ts: true, constant: true, max_scale: None }).len();
+    assert!(size * 4 < all_xor, "{size} vs {all_xor}");
+    let lay = layout(&encode(&ts, &counter)).expect("layout");
+    assert_eq!((lay.value_encoding, lay.scale_order.0), ("int+stale", 3));
+    let constant: Vec<f64> = (0..120).map(|i| if i % 50 == 7 { stale } else { 5.0 }).collect();
+    assert!(round_trip(&ts, &constant) < 30);
+    assert_eq!(layout(&encode(&ts, &constant)).expect("layout").value_encoding, "const+stale");
+    round_trip_shared(&ts, &counter, 2);
+    // Markers alone, or with values only XOR can hold, stay XOR.
+    round_trip(&ts[..3], &[stale, stale, stale]);
+    let odd = [stale, 0.1 + 0.2, 7.0, stale];
+    round_trip(&ts[..4], &odd);
+    assert_eq!(layout(&encode(&ts[..4], &odd)).expect("layout").value_encoding, "xor");
+}
+
+#[test]
 fn odd_values_fall_back_to_xor() {
     let stale = f64::from_bits(0x7ff0_0000_0000_0002);
     let ts = [1, 2, 5, 9, 100, 101];
@@ -82,7 +106,7 @@ proptest::proptest! {
     #[test]
     fn any_samples_round_trip(
         dts in proptest::collection::vec(proptest::prop_oneof![proptest::strategy::Just(1000i64), 0i64..5000, proptest::num::i64::ANY.prop_map(|x| x >> 20)], 1..300),
-        kind in 0u8..5,
+        kind in 0u8..6,
         raw in proptest::collection::vec(proptest::num::i64::ANY, 300),
     ) {
         let mut t = 0i64;
@@ -92,6 +116,8 @@ proptest::proptest! {
             1 => (r >> 44) as f64 / 100.0,
             2 => f64::from_bits(r as u64),
             3 => if i % 7 == 0 { f64::from_bits(0x7ff0_0000_0000_0002) } else { (r % 3) as f64 },
+            4 if r & 15 == 0 => f64::from_bits(STALE),
+            4 => (r >> 50) as f64 / 1000.0,
             _ => i as f64 * 0.1,
         }).collect();
         round_trip(&ts, &vs);
