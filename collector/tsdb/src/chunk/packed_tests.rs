@@ -116,7 +116,7 @@ proptest::proptest! {
             1 => (r >> 44) as f64 / 100.0,
             2 => f64::from_bits(r as u64),
             3 => if i % 7 == 0 { f64::from_bits(0x7ff0_0000_0000_0002) } else { (r % 3) as f64 },
-            4 if r & 15 == 0 => f64::from_bits(STALE),
+            4 if r % 16 == 0 => f64::from_bits(STALE),
             4 => (r >> 50) as f64 / 1000.0,
             _ => i as f64 * 0.1,
         }).collect();
