@@ -105,7 +105,7 @@ impl Breakdown {
                 samples: n,
                 bits: l.ts_bits,
             });
-            let v = if l.value_encoding.starts_with("int") {
+            let v = if l.scale_order.1 > 0 {
                 format!("{} k={} o={}", l.value_encoding, l.scale_order.0, l.scale_order.1)
             } else {
                 l.value_encoding.to_owned()

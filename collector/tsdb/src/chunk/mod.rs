@@ -2,6 +2,7 @@
 //! Prometheus blocks contain) and Osprey's packed codec for sealed chunks.
 
 pub mod bits;
+mod intstream;
 pub mod packed;
 pub mod xor;
 

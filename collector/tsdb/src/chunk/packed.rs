@@ -12,7 +12,8 @@
 //! Layout: tag byte (ts << 4 | value), uvarint n, varint t0, then per-encoding header fields,
 //! then a bit stream of timestamps followed by a bit stream of values.
 
-use super::bits::{BitReader, BitWriter, get_uvarint, get_varint, put_uvarint, put_varint, unzigzag, zigzag};
+use super::bits::{BitReader, BitWriter, get_uvarint, get_varint, put_uvarint, put_varint};
+use super::intstream::{IntStream, int_plan, write_int_stream, write_rice_stream};
 use super::xor::{XorValues, write_xor_values};
 
 const TS_REGULAR: u8 = 0;
@@ -21,6 +22,8 @@ const TS_SHARED: u8 = 2;
 const V_CONST: u8 = 0;
 const V_INT: u8 = 1;
 const V_XOR: u8 = 2;
+/// As `INT`, with a Rice-coded difference stream.
+const V_RICE: u8 = 3;
 /// Flag on a value encoding: the chunk's stale markers are a list of positions, the encoding
 /// covers the other values (a failed scrape then does not force `XOR` on its series).
 const V_STALE: u8 = 8;
@@ -37,11 +40,13 @@ pub struct Choices {
     pub constant: bool,
     /// Integer / fixed-decimal values as integer differences; the largest decimal scale tried.
     pub max_scale: Option<u8>,
+    /// Rice coding for integer differences when it is smaller than the adaptive stream.
+    pub rice: bool,
 }
 
 impl Default for Choices {
     fn default() -> Self {
-        Self { regular_ts: true, constant: true, max_scale: Some(6) }
+        Self { regular_ts: true, constant: true, max_scale: Some(6), rice: true }
     }
 }
 
@@ -139,10 +144,12 @@ fn choose_values_of(vs: &[f64], choices: Choices) -> ValueStream {
     } else if let Some((k, ms)) = choices.max_scale.and_then(|m| as_scaled_ints(vs, m)) {
         let o1 = diffs(&ms, 1);
         let o2 = diffs(&ms, 2);
-        if o2.len() + 1 == o1.len() && int_stream_cost(&o2) + 64 < int_stream_cost(&o1) {
-            ValueStream::Int { k, order: 2, first: ms[0], d1: o1.first().copied().unwrap_or(0), stream: o2 }
+        let (p1, p2) = (int_plan(&o1, choices.rice), int_plan(&o2, choices.rice));
+        if o2.len() + 1 == o1.len() && p2.2 + 64 < p1.2 {
+            let d1 = o1.first().copied().unwrap_or(0);
+            ValueStream::Int { k, order: 2, first: ms[0], d1, stream: o2, plan: (p2.0, p2.1) }
         } else {
-            ValueStream::Int { k, order: 1, first: ms[0], d1: 0, stream: o1 }
+            ValueStream::Int { k, order: 1, first: ms[0], d1: 0, stream: o1, plan: (p1.0, p1.1) }
         }
     } else {
         ValueStream::Xor
@@ -165,13 +172,16 @@ fn put_values(head: &mut Vec<u8>, bits: &mut BitWriter, vs: &[f64], values: Valu
     };
     match values {
         ValueStream::Const => head.extend_from_slice(&first.to_bits().to_le_bytes()),
-        ValueStream::Int { k, order, first, d1, stream } => {
+        ValueStream::Int { k, order, first, d1, stream, plan } => {
             head.push((k << 4) | order);
             put_varint(head, first);
             if order == 2 {
                 put_varint(head, d1);
             }
-            write_int_stream(bits, &stream);
+            match plan {
+                (g, Some(rk)) => write_rice_stream(bits, &stream, g, rk),
+                (_, None) => write_int_stream(bits, &stream),
+            }
         }
         ValueStream::Xor => {
             let vbits: Vec<u64> = vs.iter().map(|v| v.to_bits()).collect();
@@ -183,7 +193,7 @@ fn put_values(head: &mut Vec<u8>, bits: &mut BitWriter, vs: &[f64], values: Valu
 
 enum ValueStream {
     Const,
-    Int { k: u8, order: u8, first: i64, d1: i64, stream: Vec<i64> },
+    Int { k: u8, order: u8, first: i64, d1: i64, stream: Vec<i64>, plan: (u64, Option<u32>) },
     Xor,
 }
 
@@ -191,7 +201,8 @@ impl ValueStream {
     fn code(&self) -> u8 {
         match self {
             Self::Const => V_CONST,
-            Self::Int { .. } => V_INT,
+            Self::Int { plan: (_, None), .. } => V_INT,
+            Self::Int { .. } => V_RICE,
             Self::Xor => V_XOR,
         }
     }
@@ -221,145 +232,6 @@ fn as_scaled_ints(vs: &[f64], max_scale: u8) -> Option<(u8, Vec<i64>)> {
 fn diffs(ms: &[i64], order: usize) -> Vec<i64> {
     let d1: Vec<i64> = ms.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
     if order == 1 { d1 } else { d1.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect() }
-}
-
-fn bit_len(u: u64) -> u32 {
-    64 - u.leading_zeros()
-}
-
-fn gcd(mut a: u64, mut b: u64) -> u64 {
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    a
-}
-
-/// The common factor of all values (1 when none or when it would not fit an i64).
-fn common_factor(values: &[i64]) -> u64 {
-    let g = values.iter().fold(0u64, |g, v| gcd(g, v.unsigned_abs()));
-    if g <= 1 || g > i64::MAX as u64 { 1 } else { g }
-}
-
-/// Best (base width, plain mode) and total cost in bits of the adaptive integer stream.
-/// O(65) per call from the bit-length histogram (prefix sums), instead of trying every width
-/// against every length (2 × 64 × 65 steps per call made it 58% of a head cut's CPU).
-fn best_width(values: &[i64]) -> (u32, bool, u64) {
-    let mut hist = [0u64; 65];
-    for &v in values {
-        hist[bit_len(zigzag(v)) as usize] += 1;
-    }
-    let zeros = hist[0];
-    let nonzero: u64 = hist[1..].iter().sum();
-    // Values wider than the current base width b: their count and the sum of their widths.
-    let mut wide_cnt = nonzero;
-    let mut wide_len: u64 = hist.iter().enumerate().map(|(l, &c)| l as u64 * c).sum();
-    let mut costs = [[0u64; 2]; 65];
-    for b in 1..=64usize {
-        wide_cnt -= hist[b];
-        wide_len -= b as u64 * hist[b];
-        let narrow = nonzero - wide_cnt;
-        let bw = b as u64;
-        // Mode 0: `0` for zero, `10` + b bits, `11` + 6-bit width + bits.
-        costs[b][0] = 7 + zeros + narrow * (2 + bw) + wide_cnt * 8 + wide_len;
-        // Mode 1: b bits after one flag bit for zero and narrow values, 1 + 6 + bits otherwise.
-        costs[b][1] = 7 + (zeros + narrow) * (1 + bw) + wide_cnt * 7 + wide_len;
-    }
-    let mut best = (1u32, false, u64::MAX);
-    for plain in [false, true] {
-        for b in 1..=64u32 {
-            let cost = costs[b as usize][usize::from(plain)];
-            if cost < best.2 {
-                best = (b, plain, cost);
-            }
-        }
-    }
-    best
-}
-
-fn int_stream_cost(values: &[i64]) -> u64 {
-    let g = common_factor(values);
-    if g == 1 {
-        best_width(values).2 + 1
-    } else {
-        let scaled: Vec<i64> = values.iter().map(|v| v / g as i64).collect();
-        best_width(&scaled).2 + 1 + 8 * u64::from(bit_len(g).div_ceil(7))
-    }
-}
-
-/// The adaptive integer stream. Header: 6-bit base width B - 1, a mode bit, a factor bit (and
-/// then the common factor g as a varint, all values being multiples of it). Per value v/g,
-/// zigzagged: mode 0 — `0` (zero), `10` + B bits, `11` + 6-bit width + bits; mode 1 —
-/// `0` + B bits, `1` + 6-bit width + bits.
-fn write_int_stream(w: &mut BitWriter, values: &[i64]) {
-    let g = common_factor(values);
-    let scaled: Vec<i64>;
-    let values = if g > 1 {
-        scaled = values.iter().map(|v| v / g as i64).collect();
-        &scaled
-    } else {
-        values
-    };
-    let (b, plain, _) = best_width(values);
-    w.write_bits(u64::from(b - 1), 6);
-    w.write_bit(plain);
-    w.write_bit(g > 1);
-    if g > 1 {
-        w.write_uvarint(g);
-    }
-    for &v in values {
-        let u = zigzag(v);
-        let len = bit_len(u);
-        match (plain, len) {
-            (false, 0) => w.write_bit(false),
-            (false, l) if l <= b => {
-                w.write_bits(0b10, 2);
-                w.write_bits(u, b);
-            }
-            (true, l) if l <= b => {
-                w.write_bit(false);
-                w.write_bits(u, b);
-            }
-            (false, l) => {
-                w.write_bits(0b11, 2);
-                w.write_bits(u64::from(l - 1), 6);
-                w.write_bits(u, l);
-            }
-            (true, l) => {
-                w.write_bit(true);
-                w.write_bits(u64::from(l - 1), 6);
-                w.write_bits(u, l);
-            }
-        }
-    }
-}
-
-struct IntStream {
-    b: u32,
-    plain: bool,
-    g: i64,
-}
-
-impl IntStream {
-    const EMPTY: Self = Self { b: 1, plain: false, g: 1 };
-
-    fn start(r: &mut BitReader<'_>) -> Option<Self> {
-        let b = r.read_bits(6)? as u32 + 1;
-        let plain = r.read_bit()?;
-        let g = if r.read_bit()? { i64::try_from(r.read_uvarint()?).ok()? } else { 1 };
-        Some(Self { b, plain, g })
-    }
-
-    fn next(&self, r: &mut BitReader<'_>) -> Option<i64> {
-        let width = if self.plain {
-            if r.read_bit()? { r.read_bits(6)? as u32 + 1 } else { self.b }
-        } else {
-            if !r.read_bit()? {
-                return Some(0);
-            }
-            if r.read_bit()? { r.read_bits(6)? as u32 + 1 } else { self.b }
-        };
-        Some(unzigzag(r.read_bits(width)?).wrapping_mul(self.g))
-    }
 }
 
 enum TsState {
@@ -455,7 +327,7 @@ impl<'a> PackedIter<'a> {
                 }
                 vhead = (0, 0, 0, 0);
             }
-            V_INT => {
+            V_INT | V_RICE => {
                 let ko = *data.get(pos)?;
                 pos += 1;
                 let m0 = get_varint(data, &mut pos)?;
@@ -465,7 +337,7 @@ impl<'a> PackedIter<'a> {
                     return None;
                 }
                 first_v = scaled(m0, k).to_bits();
-                v_enc = V_INT;
+                v_enc = tag & !V_STALE & 0xf;
                 vhead = (k, ko & 0xf, m0, d1);
             }
             _ => return None,
@@ -488,7 +360,13 @@ impl<'a> PackedIter<'a> {
             _ => {
                 let (k, order, m, d) = vhead;
                 let needed = if order == 2 { 2 } else { 1 };
-                let s = if nv > needed { IntStream::start(&mut vr)? } else { IntStream::EMPTY };
+                let s = if nv <= needed {
+                    IntStream::EMPTY
+                } else if v_enc == V_RICE {
+                    IntStream::start_rice(&mut vr)?
+                } else {
+                    IntStream::start(&mut vr)?
+                };
                 VState::Int { k, order, m, d, stream: s }
             }
         };
@@ -614,9 +492,15 @@ pub fn layout(data: &[u8]) -> Option<Layout> {
         (V_CONST, false) => ("const", (0, 0)),
         (V_CONST, true) => ("const+stale", (0, 0)),
         (V_XOR, _) => ("xor", (0, 0)),
-        (V_INT, _) => {
+        (V_INT | V_RICE, _) => {
             let ko = *data.get(vpos)?;
-            (if stale { "int+stale" } else { "int" }, (ko >> 4, ko & 0xf))
+            let name = match (tag & 7 == V_RICE, stale) {
+                (false, false) => "int",
+                (false, true) => "int+stale",
+                (true, false) => "rice",
+                (true, true) => "rice+stale",
+            };
+            (name, (ko >> 4, ko & 0xf))
         }
         _ => return None,
     };
