@@ -28,6 +28,11 @@ pub(super) fn best_width(values: &[i64]) -> (u32, bool, u64) {
     for &v in values {
         hist[bit_len(zigzag(v)) as usize] += 1;
     }
+    best_width_of(&hist)
+}
+
+/// [`best_width`] from the histogram of the zigzagged values' bit lengths.
+fn best_width_of(hist: &[u64; 65]) -> (u32, bool, u64) {
     let zeros = hist[0];
     let nonzero: u64 = hist[1..].iter().sum();
     // Values wider than the current base width b: their count and the sum of their widths.
@@ -157,21 +162,30 @@ impl IntStream {
 /// Unary quotients from this value on are escaped in the Rice stream.
 const RICE_ESCAPE: u64 = 16;
 
-/// Rice parameter k and cost in bits (header included) of the Rice stream of `values`
-/// (already divided by their common factor). k is searched around log2 of the mean.
-fn rice_plan(values: &[i64]) -> (u32, u64) {
-    if values.is_empty() {
+/// Rice parameter k and estimated cost in bits (header included) of the Rice stream of
+/// values (divided by their common factor) with the bit-length histogram `hist` of their
+/// zigzagged forms, which sum to `sum`. From the histogram alone: a value of bit length l > k
+/// is escaped exactly when l - k ≥ 5, otherwise its quotient is taken as 3/4 of 2^(l-k)
+/// (it lies in [2^(l-k-1), 2^(l-k))). k is searched around log2 of the mean.
+fn rice_plan(hist: &[u64; 65], sum: u64) -> (u32, u64) {
+    let n: u64 = hist.iter().sum();
+    if n == 0 {
         return (0, 7);
     }
-    let sum = values.iter().fold(0u64, |a, &v| a.saturating_add(zigzag(v)));
-    let k0 = bit_len(sum / values.len() as u64).saturating_sub(1);
+    let k0 = bit_len(sum / n).saturating_sub(1);
     let mut best = (0, u64::MAX);
     for k in k0.saturating_sub(1)..=(k0 + 1).min(63) {
         let mut cost = 7u64;
-        for &v in values {
-            let u = zigzag(v);
-            let q = u >> k;
-            cost += if q < RICE_ESCAPE { q + 1 + u64::from(k) } else { RICE_ESCAPE + 6 + u64::from(bit_len(u)) };
+        for (l, &c) in hist.iter().enumerate() {
+            let l = l as u32;
+            let bits = if l <= k {
+                1 + u64::from(k)
+            } else if l - k >= 5 {
+                RICE_ESCAPE + 6 + u64::from(l)
+            } else {
+                (3u64 << (l - k)) / 4 + 1 + u64::from(k)
+            };
+            cost += c * bits;
         }
         if cost < best.1 {
             best = (k, cost);
@@ -181,19 +195,19 @@ fn rice_plan(values: &[i64]) -> (u32, u64) {
 }
 
 /// How a value stream is best coded (Rice only if allowed): common factor, Rice parameter
-/// (`None`: adaptive stream) and cost in bits.
+/// (`None`: adaptive stream) and cost in bits, from one pass over the values.
 pub(super) fn int_plan(values: &[i64], allow_rice: bool) -> (u64, Option<u32>, u64) {
     let g = common_factor(values);
     let factor_bits = if g == 1 { 1 } else { 1 + 8 * u64::from(bit_len(g).div_ceil(7)) };
-    let scaled: Vec<i64>;
-    let vals = if g > 1 {
-        scaled = values.iter().map(|v| v / g as i64).collect();
-        &scaled
-    } else {
-        values
-    };
-    let adaptive = best_width(vals).2 + factor_bits;
-    let (k, rice) = if allow_rice { rice_plan(vals) } else { (0, u64::MAX - factor_bits) };
+    let gi = g as i64;
+    let (mut hist, mut sum) = ([0u64; 65], 0u64);
+    for &v in values {
+        let u = zigzag(if g > 1 { v / gi } else { v });
+        hist[bit_len(u) as usize] += 1;
+        sum = sum.saturating_add(u);
+    }
+    let adaptive = best_width_of(&hist).2 + factor_bits;
+    let (k, rice) = if allow_rice { rice_plan(&hist, sum) } else { (0, u64::MAX - factor_bits) };
     if rice + factor_bits < adaptive { (g, Some(k), rice + factor_bits) } else { (g, None, adaptive) }
 }
 
