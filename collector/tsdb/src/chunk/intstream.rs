@@ -223,7 +223,11 @@ pub(super) fn write_rice_stream(w: &mut BitWriter, values: &[i64], g: u64, k: u3
     for &v in values {
         let u = zigzag(v / g as i64);
         let q = u >> k;
-        if q < RICE_ESCAPE {
+        if q < RICE_ESCAPE && k + (q as u32) < 64 {
+            // q ones, a zero and the k low bits, in one write.
+            let low = u & ((1u64 << k) - 1);
+            w.write_bits((((1u64 << q) - 1) << (k + 1)) | low, q as u32 + 1 + k);
+        } else if q < RICE_ESCAPE {
             w.write_bits((1u64 << q) - 1, q as u32);
             w.write_bit(false);
             w.write_bits(u & ((1u64 << k) - 1), k);
