@@ -49,21 +49,23 @@ fn print_table() {
         let data = fleet_series(step, 7200 / (step as usize / 1000));
         let samples: usize = data.iter().map(|s| s.1.len()).sum();
         let all = Choices::default();
-        let variants: [(&str, SizeFn); 6] = [
+        let no_rice = Choices { rice: false, ..all };
+        let variants: [(&str, SizeFn); 7] = [
             ("prometheus xor (120/chunk)", Box::new(xor_size)),
             (
                 "packed: xor only",
                 Box::new(move |t, v| {
-                    packed_size(t, v, Choices { regular_ts: false, constant: false, max_scale: None })
+                    packed_size(t, v, Choices { regular_ts: false, constant: false, max_scale: None, rice: false })
                 }),
             ),
             (
                 "packed: + regular ts",
-                Box::new(move |t, v| packed_size(t, v, Choices { constant: false, max_scale: None, ..all })),
+                Box::new(move |t, v| packed_size(t, v, Choices { constant: false, max_scale: None, ..no_rice })),
             ),
-            ("packed: + constant", Box::new(move |t, v| packed_size(t, v, Choices { max_scale: None, ..all }))),
-            ("packed: + integers", Box::new(move |t, v| packed_size(t, v, Choices { max_scale: Some(0), ..all }))),
-            ("packed: + decimals (all)", Box::new(move |t, v| packed_size(t, v, all))),
+            ("packed: + constant", Box::new(move |t, v| packed_size(t, v, Choices { max_scale: None, ..no_rice }))),
+            ("packed: + integers", Box::new(move |t, v| packed_size(t, v, Choices { max_scale: Some(0), ..no_rice }))),
+            ("packed: + decimals", Box::new(move |t, v| packed_size(t, v, no_rice))),
+            ("packed: + rice (all)", Box::new(move |t, v| packed_size(t, v, all))),
         ];
         println!("\nfleet mix at {label}: {} series x {} samples; chunk bytes per sample", data.len(), data[0].1.len());
         for (name, f) in &variants {

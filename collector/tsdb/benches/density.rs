@@ -31,6 +31,14 @@ fn status_kb(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// User + system CPU seconds of this process so far.
+fn process_cpu_secs() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let f: Vec<&str> = s.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks: u64 = [11, 12].iter().filter_map(|&i| f.get(i)?.parse::<u64>().ok()).sum();
+    ticks as f64 / 100.0
+}
+
 fn opts(block_range_ms: i64) -> Options {
     Options { block_range_ms, maintenance_interval: None, retention_time_ms: None, ..Options::default() }
 }
@@ -76,12 +84,15 @@ fn density() {
             lines = Vec::new();
         }
     }
+    let (cpu0, wall) = (process_cpu_secs(), Instant::now());
     db.maintain().expect("cut");
+    let cut_cpu = process_cpu_secs() - cpu0;
     let blocks = db.blocks();
     let b = blocks.first().expect("a block was cut");
     let ours = b.stats.num_bytes as f64 / b.stats.num_samples as f64;
     println!("density: fleet mix, {} series x {scrapes} samples at 1 s (one 2 h block)", fleet.len());
     println!("  osprey block: {} bytes, {} samples, {ours:.3} B/sample", b.stats.num_bytes, b.stats.num_samples);
+    println!("  head cut (maintain) of that block: {:?} wall, {cut_cpu:.2} s CPU", wall.elapsed());
     if let Some(promtool) = prom {
         om.write_all(b"# EOF\n").expect("eof");
         drop(om);

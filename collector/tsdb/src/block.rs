@@ -1,10 +1,22 @@
 //! Immutable blocks: `<ulid>/meta.json` and one memory-mapped `data` file.
 //!
-//! `data` layout: magic `OSPB`, version byte, 3 pad bytes; chunks (`encoding byte | bytes`);
-//! the symbol table (sorted strings); series entries (label symbol refs and chunk metas, in
-//! label order; a series' id is its position) with a table of their u32 offsets; postings (delta
-//! varint ids) per label pair; the postings table; and a fixed 52-byte TOC whose CRC32C covers
-//! the whole file before it. The checksum is verified when the block is opened.
+//! `data` layout: magic `OSPB`, version byte, 3 pad bytes; chunks (`encoding byte | bytes`),
+//! and in version 2 the timestamp columns they share; the symbol table (sorted strings);
+//! series entries (label refs and chunk metas, in label order; a series' id is its position)
+//! with a table of their u32 offsets; postings (delta varint ids) per label pair; the postings
+//! table; and a fixed 52-byte TOC whose CRC32C covers the whole file before it. The checksum is
+//! verified when the block is opened.
+//!
+//! Version 1 series entries: label pairs as two symbol ids each; chunk metas as varint mint,
+//! uvarint maxt - mint, uvarint file offset, uvarint length; one table offset per series.
+//! Version 2 (written now): series in groups of 8 with one table offset per group; an entry's
+//! labels are the number of leading pairs shared with the previous entry of its group, then
+//! the others, each as its index in the postings table (sorted by name, value); chunk metas
+//! as uvarint mint - block min time, uvarint maxt - mint, varint offset minus the end of the
+//! previous chunk in the group (the group's first absolute: 0 when chunks were written in
+//! label order, as a head cut and compaction do), uvarint length; packed
+//! chunks refer to a timestamp column written once per distinct timestamp sequence (every
+//! series of a scrape target shares one), instead of carrying their own timestamps.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File};
@@ -15,12 +27,14 @@ use std::sync::Arc;
 use memmap2::Mmap;
 use serde::{Deserialize, Serialize};
 
+use crate::block_read::GROUP;
 use crate::chunk::bits::{put_uvarint, put_varint};
 use crate::chunk::{Encoding, packed};
 use crate::labels::Labels;
 
 const MAGIC: &[u8; 4] = b"OSPB";
-const VERSION: u8 = 1;
+/// Format version written (versions 1 and 2 are read).
+pub(crate) const VERSION: u8 = 2;
 const TOC_LEN: usize = 6 * 8 + 4;
 /// Most samples per chunk in a block.
 pub const CHUNK_MAX_SAMPLES: usize = 8192;
@@ -157,6 +171,8 @@ fn write_block_in(
     let mut entries = Vec::new();
     let mut stats = BlockStats::default();
     let (mut ts, mut vs) = (Vec::new(), Vec::new());
+    // Distinct timestamp columns written so far, with their offsets.
+    let mut columns: HashMap<Vec<u8>, u64> = HashMap::new();
     for (labels, samples) in series {
         let mut chunks = Vec::new();
         let inside = samples.into_iter().filter(|s| s.0 >= min_time && s.0 < max_time);
@@ -167,8 +183,17 @@ fn write_block_in(
             vs.push(v);
         }
         for (ct, cv) in ts.chunks(CHUNK_MAX_SAMPLES).zip(vs.chunks(CHUNK_MAX_SAMPLES)) {
-            let enc = packed::encode(ct, cv);
+            let col = packed::encode_ts_column(ct);
+            let col_off = if let Some(&o) = columns.get(&col) {
+                o
+            } else {
+                let o = w.pos;
+                w.put(&col)?;
+                columns.insert(col, o);
+                o
+            };
             let off = w.pos;
+            let enc = packed::encode_shared(off + 1 - col_off, cv);
             w.put(&[Encoding::Packed as u8])?;
             w.put(&enc)?;
             chunks.push((ct[0], ct[ct.len() - 1], off, enc.len() as u32 + 1));
@@ -179,6 +204,7 @@ fn write_block_in(
             entries.push(SeriesEntry { labels, chunks });
         }
     }
+    drop(columns);
     if entries.is_empty() {
         return Ok(None);
     }
@@ -202,27 +228,45 @@ fn write_block_in(
     }
     w.put(&buf)?;
 
-    let series_off = w.pos;
-    let mut table = Vec::with_capacity(entries.len() * 4);
+    // Postings per label pair; a pair's index in this (sorted) map is its reference.
     let mut post: BTreeMap<(u32, u32), Vec<u32>> = BTreeMap::new();
     for (id, e) in entries.iter().enumerate() {
-        table.extend_from_slice(&((w.pos - series_off) as u32).to_le_bytes());
-        buf.clear();
-        put_uvarint(&mut buf, e.labels.len() as u64);
         for (n, v) in e.labels.iter() {
-            let (n, v) = (sym_ids[n], sym_ids[v]);
-            put_uvarint(&mut buf, u64::from(n));
-            put_uvarint(&mut buf, u64::from(v));
-            post.entry((n, v)).or_default().push(id as u32);
+            post.entry((sym_ids[n], sym_ids[v])).or_default().push(id as u32);
+        }
+    }
+    let pair_ids: HashMap<(u32, u32), u32> = post.keys().enumerate().map(|(i, k)| (*k, i as u32)).collect();
+
+    let series_off = w.pos;
+    let mut table = Vec::with_capacity(entries.len().div_ceil(GROUP) * 4);
+    let (mut refs, mut prev): (Vec<u32>, Vec<u32>) = (Vec::new(), Vec::new());
+    let mut expected_off = 0u64;
+    for (id, e) in entries.iter().enumerate() {
+        refs.clear();
+        refs.extend(e.labels.iter().map(|(n, v)| pair_ids[&(sym_ids[n], sym_ids[v])]));
+        let shared = if id % GROUP == 0 {
+            table.extend_from_slice(&((w.pos - series_off) as u32).to_le_bytes());
+            expected_off = 0;
+            0
+        } else {
+            refs.iter().zip(&prev).take_while(|(a, b)| a == b).count()
+        };
+        buf.clear();
+        put_uvarint(&mut buf, shared as u64);
+        put_uvarint(&mut buf, (refs.len() - shared) as u64);
+        for &r in &refs[shared..] {
+            put_uvarint(&mut buf, u64::from(r));
         }
         put_uvarint(&mut buf, e.chunks.len() as u64);
         for &(mint, maxt, off, len) in &e.chunks {
-            put_varint(&mut buf, mint);
+            put_uvarint(&mut buf, (mint - min_time) as u64);
             put_uvarint(&mut buf, (maxt - mint) as u64);
-            put_uvarint(&mut buf, off);
+            put_varint(&mut buf, off.wrapping_sub(expected_off) as i64);
             put_uvarint(&mut buf, u64::from(len));
+            expected_off = off + u64::from(len);
         }
         w.put(&buf)?;
+        std::mem::swap(&mut refs, &mut prev);
     }
     let table_off = w.pos;
     w.put(&table)?;
@@ -266,7 +310,7 @@ fn write_block_in(
             }
             compaction
         },
-        version: 1,
+        version: u32::from(VERSION),
     };
     let json = serde_json::to_vec_pretty(&meta).map_err(io::Error::other)?;
     let mf = File::create(dir.join("meta.json"))?;
@@ -300,4 +344,6 @@ pub struct Block {
     pub(crate) nseries: usize,
     pub(crate) postings_off: usize,
     pub(crate) postings: BTreeMap<u32, Vec<(u32, usize)>>,
+    /// Label pairs (name, value symbol ids) in postings-table order (version 2 label refs).
+    pub(crate) pairs: Vec<(u32, u32)>,
 }

@@ -17,8 +17,9 @@ use crate::query::Querier;
 use crate::records;
 use crate::wal::{FsyncPolicy, Wal, frame};
 
-/// On-disk format version written to `FORMAT`.
-pub const FORMAT_VERSION: u32 = 1;
+/// On-disk format version written to `FORMAT` (2: blocks may be version 2, which an older
+/// Osprey would quarantine as corrupted, so it must refuse the directory instead).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Database options.
 #[derive(Debug, Clone)]
@@ -241,6 +242,17 @@ fn lock_dir(dir: &Path) -> Result<File, Error> {
     }
 }
 
+/// Writes `FORMAT` with the current version (via a temporary file and a rename).
+fn write_format(dir: &Path) -> Result<(), Error> {
+    let tmp = dir.join("FORMAT.tmp");
+    let mut f = File::create(&tmp)?;
+    std::io::Write::write_fmt(&mut f, format_args!("osprey-tsdb {FORMAT_VERSION}\n"))?;
+    f.sync_all()?;
+    fs::rename(&tmp, dir.join("FORMAT"))?;
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
 /// Checks (or writes) the `FORMAT` file.
 fn check_format(dir: &Path) -> Result<(), Error> {
     let p = dir.join("FORMAT");
@@ -249,16 +261,13 @@ fn check_format(dir: &Path) -> Result<(), Error> {
             let v = s.trim().strip_prefix("osprey-tsdb ").and_then(|v| v.parse::<u32>().ok());
             match v {
                 Some(v) if v > FORMAT_VERSION => Err(Error::NewerFormat { dir: dir.to_path_buf(), found: v }),
-                Some(_) => Ok(()),
+                Some(v) if v == FORMAT_VERSION => Ok(()),
+                // Older: everything in it is still read; from now on newer blocks are written.
+                Some(_) => write_format(dir),
                 None => Err(Error::BadFormatFile(dir.to_path_buf(), s)),
             }
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let mut f = File::create(&p)?;
-            std::io::Write::write_fmt(&mut f, format_args!("osprey-tsdb {FORMAT_VERSION}\n"))?;
-            f.sync_all()?;
-            Ok(())
-        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => write_format(dir),
         Err(e) => Err(io::Error::new(e.kind(), format!("reading {}: {e}", p.display())).into()),
     }
 }

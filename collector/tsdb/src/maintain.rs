@@ -48,7 +48,11 @@ fn cut_head(sh: &Shared) -> io::Result<()> {
             head.min_valid.fetch_max(b, Ordering::Relaxed);
         }
         let series = head.all_series();
-        let iter = series.iter().map(|s| (head.labels_of(s), lock(&s.data).samples(a, b - 1)));
+        // In label order, so that the block's chunks are written in series-id order (its chunk
+        // metas then store offsets as deltas of 0); the block writer's own sort is then linear.
+        let mut order: Vec<(Labels, usize)> = series.iter().enumerate().map(|(i, s)| (head.labels_of(s), i)).collect();
+        order.sort_unstable_by(|x, y| x.0.cmp(&y.0));
+        let iter = order.into_iter().map(|(l, i)| (l, lock(&series[i].data).samples(a, b - 1)));
         if let Some(meta) =
             write_block(&sh.dir, a, b, Compaction { level: 1, sources: Vec::new(), imported: false }, iter)?
         {

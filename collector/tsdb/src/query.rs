@@ -40,7 +40,8 @@ impl ChunkData {
         Self { enc, mint, maxt, bytes: Bytes::Mapped(map, off, len) }
     }
 
-    /// The encoded bytes.
+    /// The encoded bytes (a packed chunk of a block may refer to a timestamp column outside
+    /// them: decode with [`ChunkData::iter`]).
     pub fn data(&self) -> &[u8] {
         match &self.bytes {
             Bytes::Shared(a) => a,
@@ -51,7 +52,10 @@ impl ChunkData {
     /// Iterates the chunk's samples.
     #[allow(clippy::iter_without_into_iter)]
     pub fn iter(&self) -> SampleIter<'_> {
-        SampleIter::new(self.enc, self.data())
+        match &self.bytes {
+            Bytes::Shared(a) => SampleIter::new(self.enc, a),
+            Bytes::Mapped(m, off, len) => SampleIter::new_in(self.enc, m, *off, *len),
+        }
     }
 }
 

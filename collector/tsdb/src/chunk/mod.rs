@@ -2,6 +2,7 @@
 //! Prometheus blocks contain) and Osprey's packed codec for sealed chunks.
 
 pub mod bits;
+mod intstream;
 pub mod packed;
 pub mod xor;
 
@@ -45,6 +46,15 @@ impl<'a> SampleIter<'a> {
         match enc {
             Encoding::Xor => Self::Xor(XorIter::new(data)),
             Encoding::Packed => PackedIter::new(data).map_or(Self::Empty, Self::Packed),
+        }
+    }
+
+    /// Iterates the chunk at `file[off..off + len]` encoded as `enc` (a packed chunk there may
+    /// refer to a timestamp column earlier in the same file).
+    pub fn new_in(enc: Encoding, file: &'a [u8], off: usize, len: usize) -> Self {
+        match enc {
+            Encoding::Xor => file.get(off..off.saturating_add(len)).map_or(Self::Empty, |d| Self::Xor(XorIter::new(d))),
+            Encoding::Packed => PackedIter::new_in(file, off, len).map_or(Self::Empty, Self::Packed),
         }
     }
 }

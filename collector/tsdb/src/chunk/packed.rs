@@ -12,14 +12,22 @@
 //! Layout: tag byte (ts << 4 | value), uvarint n, varint t0, then per-encoding header fields,
 //! then a bit stream of timestamps followed by a bit stream of values.
 
-use super::bits::{BitReader, BitWriter, get_uvarint, get_varint, put_uvarint, put_varint, unzigzag, zigzag};
+use super::bits::{BitReader, BitWriter, get_uvarint, get_varint, put_uvarint, put_varint};
+use super::intstream::{IntStream, int_plan, write_int_stream, write_rice_stream};
 use super::xor::{XorValues, write_xor_values};
 
 const TS_REGULAR: u8 = 0;
 const TS_DOD: u8 = 1;
+const TS_SHARED: u8 = 2;
 const V_CONST: u8 = 0;
 const V_INT: u8 = 1;
 const V_XOR: u8 = 2;
+/// As `INT`, with a Rice-coded difference stream.
+const V_RICE: u8 = 3;
+/// Flag on a value encoding: the chunk's stale markers are a list of positions, the encoding
+/// covers the other values (a failed scrape then does not force `XOR` on its series).
+const V_STALE: u8 = 8;
+const STALE: u64 = crate::STALE_NAN_BITS;
 const POW10: [f64; 7] = [1.0, 10.0, 100.0, 1000.0, 10_000.0, 100_000.0, 1_000_000.0];
 
 /// Which encodings [`encode_with`] may choose (all on in [`encode`]); the codec benchmark
@@ -32,11 +40,13 @@ pub struct Choices {
     pub constant: bool,
     /// Integer / fixed-decimal values as integer differences; the largest decimal scale tried.
     pub max_scale: Option<u8>,
+    /// Rice coding for integer differences when it is smaller than the adaptive stream.
+    pub rice: bool,
 }
 
 impl Default for Choices {
     fn default() -> Self {
-        Self { regular_ts: true, constant: true, max_scale: Some(6) }
+        Self { regular_ts: true, constant: true, max_scale: Some(6), rice: true }
     }
 }
 
@@ -48,66 +58,154 @@ pub fn encode(ts: &[i64], vs: &[f64]) -> Vec<u8> {
 /// [`encode`] restricted to some encodings.
 pub fn encode_with(ts: &[i64], vs: &[f64], choices: Choices) -> Vec<u8> {
     assert!(!ts.is_empty() && ts.len() == vs.len(), "packed::encode needs matching non-empty slices");
-    let n = ts.len();
     let mut head = Vec::with_capacity(32);
     let mut bits = BitWriter::new();
-
-    // Timestamps.
-    let delta = if n > 1 { ts[1].wrapping_sub(ts[0]) } else { 0 };
-    let regular = choices.regular_ts && ts.windows(2).all(|w| w[1].wrapping_sub(w[0]) == delta);
-    let ts_enc = if regular { TS_REGULAR } else { TS_DOD };
-
-    // Values.
-    let vbits: Vec<u64> = vs.iter().map(|v| v.to_bits()).collect();
-    let (v_enc, vstream) = if choices.constant && vbits.iter().all(|&b| b == vbits[0]) {
-        (V_CONST, ValueStream::Const)
-    } else if let Some((k, ms)) = choices.max_scale.and_then(|m| as_scaled_ints(vs, m)) {
-        let o1 = diffs(&ms, 1);
-        let o2 = diffs(&ms, 2);
-        if o2.len() + 1 == o1.len() && int_stream_cost(&o2) + 64 < int_stream_cost(&o1) {
-            (V_INT, ValueStream::Int { k, order: 2, first: ms[0], d1: o1.first().copied().unwrap_or(0), stream: o2 })
-        } else {
-            (V_INT, ValueStream::Int { k, order: 1, first: ms[0], d1: 0, stream: o1 })
-        }
-    } else {
-        (V_XOR, ValueStream::Xor)
-    };
-
-    head.push((ts_enc << 4) | v_enc);
-    put_uvarint(&mut head, n as u64);
-    put_varint(&mut head, ts[0]);
-    if n > 1 {
-        put_varint(&mut head, delta);
-    }
+    let (ts_enc, delta) = ts_encoding(ts, choices.regular_ts);
+    let (values, stale) = choose_values(vs, choices);
+    head.push((ts_enc << 4) | values.code() | if stale.is_empty() { 0 } else { V_STALE });
+    put_uvarint(&mut head, ts.len() as u64);
+    put_ts_fields(&mut head, &mut bits, ts, ts_enc, delta);
     if ts_enc == TS_DOD {
-        let dods: Vec<i64> =
-            ts.windows(3).map(|w| (w[2].wrapping_sub(w[1])).wrapping_sub(w[1].wrapping_sub(w[0]))).collect();
-        write_int_stream(&mut bits, &dods);
         put_uvarint(&mut head, bits.bit_len() as u64);
     }
-    match vstream {
-        ValueStream::Const => head.extend_from_slice(&vbits[0].to_le_bytes()),
-        ValueStream::Int { k, order, first, d1, stream } => {
-            head.push((k << 4) | order);
-            put_varint(&mut head, first);
-            if order == 2 {
-                put_varint(&mut head, d1);
-            }
-            write_int_stream(&mut bits, &stream);
-        }
-        ValueStream::Xor => {
-            head.extend_from_slice(&vbits[0].to_le_bytes());
-            write_xor_values(&mut bits, &vbits);
-        }
-    }
+    put_values(&mut head, &mut bits, vs, values, &stale);
     head.extend_from_slice(bits.bytes());
     head
 }
 
+/// Encodes timestamps alone, as a column that chunks written by [`encode_shared`] refer to
+/// (a block stores each distinct column once: every series of a target has the same
+/// timestamps). Layout: ts encoding byte, uvarint n, varint t0, varint delta (n > 1), then the
+/// delta-of-delta stream for `DOD`.
+pub fn encode_ts_column(ts: &[i64]) -> Vec<u8> {
+    assert!(!ts.is_empty(), "packed::encode_ts_column needs samples");
+    let (ts_enc, delta) = ts_encoding(ts, true);
+    let mut head = vec![ts_enc];
+    put_uvarint(&mut head, ts.len() as u64);
+    let mut bits = BitWriter::new();
+    put_ts_fields(&mut head, &mut bits, ts, ts_enc, delta);
+    head.extend_from_slice(bits.bytes());
+    head
+}
+
+/// Encodes values (at least one) whose timestamps are the [`encode_ts_column`] column that
+/// starts `back` bytes before the first byte of the returned chunk in the same file. Layout:
+/// tag (`SHARED` << 4 | value encoding), uvarint n, uvarint back, value header fields, value
+/// bit stream.
+pub fn encode_shared(back: u64, vs: &[f64]) -> Vec<u8> {
+    assert!(!vs.is_empty(), "packed::encode_shared needs samples");
+    let mut head = Vec::with_capacity(24);
+    let mut bits = BitWriter::new();
+    let (values, stale) = choose_values(vs, Choices::default());
+    head.push((TS_SHARED << 4) | values.code() | if stale.is_empty() { 0 } else { V_STALE });
+    put_uvarint(&mut head, vs.len() as u64);
+    put_uvarint(&mut head, back);
+    put_values(&mut head, &mut bits, vs, values, &stale);
+    head.extend_from_slice(bits.bytes());
+    head
+}
+
+fn ts_encoding(ts: &[i64], allow_regular: bool) -> (u8, i64) {
+    let delta = if ts.len() > 1 { ts[1].wrapping_sub(ts[0]) } else { 0 };
+    let regular = allow_regular && ts.windows(2).all(|w| w[1].wrapping_sub(w[0]) == delta);
+    (if regular { TS_REGULAR } else { TS_DOD }, delta)
+}
+
+fn put_ts_fields(head: &mut Vec<u8>, bits: &mut BitWriter, ts: &[i64], ts_enc: u8, delta: i64) {
+    put_varint(head, ts[0]);
+    if ts.len() > 1 {
+        put_varint(head, delta);
+    }
+    if ts_enc == TS_DOD {
+        let dods: Vec<i64> =
+            ts.windows(3).map(|w| (w[2].wrapping_sub(w[1])).wrapping_sub(w[1].wrapping_sub(w[0]))).collect();
+        write_int_stream(bits, &dods);
+    }
+}
+
+/// The value encoding, and the stale-marker positions it leaves out (empty when it covers all
+/// values: no markers, or `XOR`, which stores them as they are).
+fn choose_values(vs: &[f64], choices: Choices) -> (ValueStream, Vec<usize>) {
+    let stale: Vec<usize> = vs.iter().enumerate().filter(|(_, v)| v.to_bits() == STALE).map(|(i, _)| i).collect();
+    if stale.is_empty() || stale.len() == vs.len() {
+        return (choose_values_of(vs, choices), Vec::new());
+    }
+    let rest: Vec<f64> = vs.iter().copied().filter(|v| v.to_bits() != STALE).collect();
+    match choose_values_of(&rest, choices) {
+        ValueStream::Xor => (ValueStream::Xor, Vec::new()),
+        other => (other, stale),
+    }
+}
+
+fn choose_values_of(vs: &[f64], choices: Choices) -> ValueStream {
+    let first = vs[0].to_bits();
+    if choices.constant && vs.iter().all(|v| v.to_bits() == first) {
+        ValueStream::Const
+    } else if let Some((k, ms)) = choices.max_scale.and_then(|m| as_scaled_ints(vs, m)) {
+        let o1 = diffs(&ms, 1);
+        let o2 = diffs(&ms, 2);
+        let (p1, p2) = (int_plan(&o1, choices.rice), int_plan(&o2, choices.rice));
+        if o2.len() + 1 == o1.len() && p2.2 + 64 < p1.2 {
+            let d1 = o1.first().copied().unwrap_or(0);
+            ValueStream::Int { k, order: 2, first: ms[0], d1, stream: o2, plan: (p2.0, p2.1) }
+        } else {
+            ValueStream::Int { k, order: 1, first: ms[0], d1: 0, stream: o1, plan: (p1.0, p1.1) }
+        }
+    } else {
+        ValueStream::Xor
+    }
+}
+
+/// Writes the stale-marker positions (if any; uvarint count, then gaps), the value header
+/// fields and the value stream.
+fn put_values(head: &mut Vec<u8>, bits: &mut BitWriter, vs: &[f64], values: ValueStream, stale: &[usize]) {
+    let first = if stale.is_empty() {
+        vs[0]
+    } else {
+        put_uvarint(head, stale.len() as u64);
+        let mut next = 0;
+        for &p in stale {
+            put_uvarint(head, (p - next) as u64);
+            next = p + 1;
+        }
+        vs.iter().copied().find(|v| v.to_bits() != STALE).unwrap_or(vs[0])
+    };
+    match values {
+        ValueStream::Const => head.extend_from_slice(&first.to_bits().to_le_bytes()),
+        ValueStream::Int { k, order, first, d1, stream, plan } => {
+            head.push((k << 4) | order);
+            put_varint(head, first);
+            if order == 2 {
+                put_varint(head, d1);
+            }
+            match plan {
+                (g, Some(rk)) => write_rice_stream(bits, &stream, g, rk),
+                (_, None) => write_int_stream(bits, &stream),
+            }
+        }
+        ValueStream::Xor => {
+            let vbits: Vec<u64> = vs.iter().map(|v| v.to_bits()).collect();
+            head.extend_from_slice(&vbits[0].to_le_bytes());
+            write_xor_values(bits, &vbits);
+        }
+    }
+}
+
 enum ValueStream {
     Const,
-    Int { k: u8, order: u8, first: i64, d1: i64, stream: Vec<i64> },
+    Int { k: u8, order: u8, first: i64, d1: i64, stream: Vec<i64>, plan: (u64, Option<u32>) },
     Xor,
+}
+
+impl ValueStream {
+    fn code(&self) -> u8 {
+        match self {
+            Self::Const => V_CONST,
+            Self::Int { plan: (_, None), .. } => V_INT,
+            Self::Int { .. } => V_RICE,
+            Self::Xor => V_XOR,
+        }
+    }
 }
 
 /// The smallest decimal scale k for which every value is exactly `m / 10^k`, with the `m`s.
@@ -136,208 +234,6 @@ fn diffs(ms: &[i64], order: usize) -> Vec<i64> {
     if order == 1 { d1 } else { d1.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect() }
 }
 
-fn bit_len(u: u64) -> u32 {
-    64 - u.leading_zeros()
-}
-
-fn gcd(mut a: u64, mut b: u64) -> u64 {
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    a
-}
-
-/// The common factor of all values (1 when none or when it would not fit an i64).
-fn common_factor(values: &[i64]) -> u64 {
-    let g = values.iter().fold(0u64, |g, v| gcd(g, v.unsigned_abs()));
-    if g <= 1 || g > i64::MAX as u64 { 1 } else { g }
-}
-
-/// Best (base width, plain mode) and total cost in bits of the adaptive integer stream.
-/// O(65) per call from the bit-length histogram (prefix sums), instead of trying every width
-/// against every length (2 × 64 × 65 steps per call made it 58% of a head cut's CPU).
-fn best_width(values: &[i64]) -> (u32, bool, u64) {
-    let mut hist = [0u64; 65];
-    for &v in values {
-        hist[bit_len(zigzag(v)) as usize] += 1;
-    }
-    let zeros = hist[0];
-    let nonzero: u64 = hist[1..].iter().sum();
-    // Values wider than the current base width b: their count and the sum of their widths.
-    let mut wide_cnt = nonzero;
-    let mut wide_len: u64 = hist.iter().enumerate().map(|(l, &c)| l as u64 * c).sum();
-    let mut costs = [[0u64; 2]; 65];
-    for b in 1..=64usize {
-        wide_cnt -= hist[b];
-        wide_len -= b as u64 * hist[b];
-        let narrow = nonzero - wide_cnt;
-        let bw = b as u64;
-        // Mode 0: `0` for zero, `10` + b bits, `11` + 6-bit width + bits.
-        costs[b][0] = 7 + zeros + narrow * (2 + bw) + wide_cnt * 8 + wide_len;
-        // Mode 1: b bits after one flag bit for zero and narrow values, 1 + 6 + bits otherwise.
-        costs[b][1] = 7 + (zeros + narrow) * (1 + bw) + wide_cnt * 7 + wide_len;
-    }
-    let mut best = (1u32, false, u64::MAX);
-    for plain in [false, true] {
-        for b in 1..=64u32 {
-            let cost = costs[b as usize][usize::from(plain)];
-            if cost < best.2 {
-                best = (b, plain, cost);
-            }
-        }
-    }
-    best
-}
-
-#[cfg(test)]
-fn best_width_naive(values: &[i64]) -> (u32, bool, u64) {
-    let mut hist = [0u64; 65];
-    for &v in values {
-        hist[bit_len(zigzag(v)) as usize] += 1;
-    }
-    let mut best = (1u32, false, u64::MAX);
-    for plain in [false, true] {
-        for b in 1..=64u32 {
-            let mut cost = 7;
-            for (len, &count) in hist.iter().enumerate() {
-                let len = len as u32;
-                let bits = match (plain, len) {
-                    (false, 0) => 1,
-                    (false, l) if l <= b => 2 + b,
-                    (false, l) => 2 + 6 + l,
-                    (true, l) if l <= b => 1 + b,
-                    (true, l) => 1 + 6 + l,
-                };
-                cost += count * u64::from(bits);
-            }
-            if cost < best.2 {
-                best = (b, plain, cost);
-            }
-        }
-    }
-    best
-}
-
-#[cfg(test)]
-#[test]
-fn best_width_matches_the_exhaustive_search() {
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
-    assert_eq!(best_width(&[]), best_width_naive(&[]));
-    for round in 0..2000 {
-        let n = (next() % 300) as usize;
-        let vals: Vec<i64> = (0..n)
-            .map(|_| {
-                let r = next();
-                match round % 4 {
-                    0 => 0,
-                    1 => (r % 7) as i64 - 3,
-                    2 => (r >> (r % 64)) as i64,
-                    _ => {
-                        if r % 3 == 0 {
-                            0
-                        } else {
-                            (r % 1000) as i64 - 500
-                        }
-                    }
-                }
-            })
-            .collect();
-        assert_eq!(best_width(&vals), best_width_naive(&vals), "{vals:?}");
-    }
-}
-
-fn int_stream_cost(values: &[i64]) -> u64 {
-    let g = common_factor(values);
-    if g == 1 {
-        best_width(values).2 + 1
-    } else {
-        let scaled: Vec<i64> = values.iter().map(|v| v / g as i64).collect();
-        best_width(&scaled).2 + 1 + 8 * u64::from(bit_len(g).div_ceil(7))
-    }
-}
-
-/// The adaptive integer stream. Header: 6-bit base width B - 1, a mode bit, a factor bit (and
-/// then the common factor g as a varint, all values being multiples of it). Per value v/g,
-/// zigzagged: mode 0 — `0` (zero), `10` + B bits, `11` + 6-bit width + bits; mode 1 —
-/// `0` + B bits, `1` + 6-bit width + bits.
-fn write_int_stream(w: &mut BitWriter, values: &[i64]) {
-    let g = common_factor(values);
-    let scaled: Vec<i64>;
-    let values = if g > 1 {
-        scaled = values.iter().map(|v| v / g as i64).collect();
-        &scaled
-    } else {
-        values
-    };
-    let (b, plain, _) = best_width(values);
-    w.write_bits(u64::from(b - 1), 6);
-    w.write_bit(plain);
-    w.write_bit(g > 1);
-    if g > 1 {
-        w.write_uvarint(g);
-    }
-    for &v in values {
-        let u = zigzag(v);
-        let len = bit_len(u);
-        match (plain, len) {
-            (false, 0) => w.write_bit(false),
-            (false, l) if l <= b => {
-                w.write_bits(0b10, 2);
-                w.write_bits(u, b);
-            }
-            (true, l) if l <= b => {
-                w.write_bit(false);
-                w.write_bits(u, b);
-            }
-            (false, l) => {
-                w.write_bits(0b11, 2);
-                w.write_bits(u64::from(l - 1), 6);
-                w.write_bits(u, l);
-            }
-            (true, l) => {
-                w.write_bit(true);
-                w.write_bits(u64::from(l - 1), 6);
-                w.write_bits(u, l);
-            }
-        }
-    }
-}
-
-struct IntStream {
-    b: u32,
-    plain: bool,
-    g: i64,
-}
-
-impl IntStream {
-    const EMPTY: Self = Self { b: 1, plain: false, g: 1 };
-
-    fn start(r: &mut BitReader<'_>) -> Option<Self> {
-        let b = r.read_bits(6)? as u32 + 1;
-        let plain = r.read_bit()?;
-        let g = if r.read_bit()? { i64::try_from(r.read_uvarint()?).ok()? } else { 1 };
-        Some(Self { b, plain, g })
-    }
-
-    fn next(&self, r: &mut BitReader<'_>) -> Option<i64> {
-        let width = if self.plain {
-            if r.read_bit()? { r.read_bits(6)? as u32 + 1 } else { self.b }
-        } else {
-            if !r.read_bit()? {
-                return Some(0);
-            }
-            if r.read_bit()? { r.read_bits(6)? as u32 + 1 } else { self.b }
-        };
-        Some(unzigzag(r.read_bits(width)?).wrapping_mul(self.g))
-    }
-}
-
 enum TsState {
     Regular { delta: i64 },
     Dod { stream: IntStream, delta: i64 },
@@ -360,28 +256,78 @@ pub struct PackedIter<'a> {
     vr: BitReader<'a>,
     first_v: u64,
     failed: bool,
+    vi: usize,
+    stale: StaleList<'a>,
 }
 
 impl<'a> PackedIter<'a> {
-    /// Parses the header; `None` on malformed data.
+    /// Parses the header; `None` on malformed data, or for a chunk whose timestamps are a
+    /// shared column (those need [`PackedIter::new_in`]).
     pub fn new(data: &'a [u8]) -> Option<Self> {
+        Self::parse(data, None)
+    }
+
+    /// Parses the chunk at `file[off..off + len]`, whose shared timestamp column (if any) is
+    /// earlier in `file`.
+    pub fn new_in(file: &'a [u8], off: usize, len: usize) -> Option<Self> {
+        Self::parse(file.get(off..off.checked_add(len)?)?, Some((file, off)))
+    }
+
+    fn parse(data: &'a [u8], file: Option<(&'a [u8], usize)>) -> Option<Self> {
         let tag = *data.first()?;
         let mut pos = 1;
         let n = usize::try_from(get_uvarint(data, &mut pos)?).ok()?;
-        let t0 = get_varint(data, &mut pos)?;
-        let delta = if n > 1 { get_varint(data, &mut pos)? } else { 0 };
         let ts_enc = tag >> 4;
-        let ts_bits = if ts_enc == TS_DOD { usize::try_from(get_uvarint(data, &mut pos)?).ok()? } else { 0 };
+        // The timestamp fields and stream: in the chunk, or in a column earlier in the file.
+        let (ts_src, mut tpos) = if ts_enc == TS_SHARED {
+            let back = usize::try_from(get_uvarint(data, &mut pos)?).ok()?;
+            let (file, off) = file?;
+            let col = file.get(off.checked_sub(back)?..off)?;
+            let mut cpos = 1;
+            if usize::try_from(get_uvarint(col, &mut cpos)?).ok()? != n {
+                return None;
+            }
+            (col, cpos)
+        } else {
+            (data, pos)
+        };
+        let ts_enc = if ts_enc == TS_SHARED { *ts_src.first()? } else { ts_enc };
+        let t0 = get_varint(ts_src, &mut tpos)?;
+        let delta = if n > 1 { get_varint(ts_src, &mut tpos)? } else { 0 };
+        let ts_bits = if ts_enc == TS_DOD && tag >> 4 != TS_SHARED {
+            usize::try_from(get_uvarint(ts_src, &mut tpos)?).ok()?
+        } else {
+            0
+        };
+        if tag >> 4 != TS_SHARED {
+            pos = tpos;
+        }
+        let mut stale = StaleList { data, pos: 0, left: 0, next: 0 };
+        if tag & V_STALE != 0 {
+            stale.left = usize::try_from(get_uvarint(data, &mut pos)?).ok()?;
+            if stale.left == 0 || stale.left >= n {
+                return None;
+            }
+            stale.next = usize::try_from(get_uvarint(data, &mut pos)?).ok()?;
+            stale.pos = pos;
+            for _ in 1..stale.left {
+                get_uvarint(data, &mut pos)?;
+            }
+        }
+        let nv = n - stale.left;
         let (v_enc, first_v, vhead);
-        match tag & 0xf {
+        match tag & !V_STALE & 0xf {
             V_CONST | V_XOR => {
                 let b: [u8; 8] = data.get(pos..pos + 8)?.try_into().ok()?;
                 pos += 8;
                 first_v = u64::from_le_bytes(b);
-                v_enc = tag & 0xf;
+                v_enc = tag & !V_STALE & 0xf;
+                if v_enc == V_XOR && stale.left > 0 {
+                    return None;
+                }
                 vhead = (0, 0, 0, 0);
             }
-            V_INT => {
+            V_INT | V_RICE => {
                 let ko = *data.get(pos)?;
                 pos += 1;
                 let m0 = get_varint(data, &mut pos)?;
@@ -391,13 +337,14 @@ impl<'a> PackedIter<'a> {
                     return None;
                 }
                 first_v = scaled(m0, k).to_bits();
-                v_enc = V_INT;
+                v_enc = tag & !V_STALE & 0xf;
                 vhead = (k, ko & 0xf, m0, d1);
             }
             _ => return None,
         }
         let stream = data.get(pos..)?;
-        let mut tr = BitReader::new(stream, 0);
+        let mut tr =
+            if tag >> 4 == TS_SHARED { BitReader::new(ts_src.get(tpos..)?, 0) } else { BitReader::new(stream, 0) };
         let ts = if ts_enc == TS_DOD {
             let s = if n > 2 { IntStream::start(&mut tr)? } else { IntStream::EMPTY };
             TsState::Dod { stream: s, delta }
@@ -413,11 +360,17 @@ impl<'a> PackedIter<'a> {
             _ => {
                 let (k, order, m, d) = vhead;
                 let needed = if order == 2 { 2 } else { 1 };
-                let s = if n > needed { IntStream::start(&mut vr)? } else { IntStream::EMPTY };
+                let s = if nv <= needed {
+                    IntStream::EMPTY
+                } else if v_enc == V_RICE {
+                    IntStream::start_rice(&mut vr)?
+                } else {
+                    IntStream::start(&mut vr)?
+                };
                 VState::Int { k, order, m, d, stream: s }
             }
         };
-        Some(Self { n, i: 0, t: t0, ts, vs, tr, vr, first_v, failed: false })
+        Some(Self { n, i: 0, t: t0, ts, vs, tr, vr, first_v, failed: false, vi: 0, stale })
     }
 
     /// Number of samples.
@@ -436,17 +389,30 @@ impl<'a> PackedIter<'a> {
     }
 
     fn step(&mut self) -> Option<(i64, u64)> {
-        if self.i == 0 {
-            return Some((self.t, self.first_v));
-        }
-        match &mut self.ts {
-            TsState::Regular { delta } => self.t = self.t.wrapping_add(*delta),
-            TsState::Dod { stream, delta } => {
-                if self.i >= 2 {
-                    *delta = delta.wrapping_add(stream.next(&mut self.tr)?);
+        if self.i > 0 {
+            match &mut self.ts {
+                TsState::Regular { delta } => self.t = self.t.wrapping_add(*delta),
+                TsState::Dod { stream, delta } => {
+                    if self.i >= 2 {
+                        *delta = delta.wrapping_add(stream.next(&mut self.tr)?);
+                    }
+                    self.t = self.t.wrapping_add(*delta);
                 }
-                self.t = self.t.wrapping_add(*delta);
             }
+        }
+        if self.stale.left > 0 && self.i == self.stale.next {
+            self.stale.left -= 1;
+            if self.stale.left > 0 {
+                let gap = usize::try_from(get_uvarint(self.stale.data, &mut self.stale.pos)?).ok()?;
+                self.stale.next = self.stale.next.checked_add(gap)?.checked_add(1)?;
+            }
+            return Some((self.t, STALE));
+        }
+        // Index among the values the encoding covers (stale markers left out).
+        let vi = self.vi;
+        self.vi += 1;
+        if vi == 0 {
+            return Some((self.t, self.first_v));
         }
         let v = match &mut self.vs {
             VState::Const(b) => *b,
@@ -455,7 +421,7 @@ impl<'a> PackedIter<'a> {
                 if *order == 1 {
                     *m = m.wrapping_add(stream.next(&mut self.vr)?);
                 } else {
-                    if self.i >= 2 {
+                    if vi >= 2 {
                         *d = d.wrapping_add(stream.next(&mut self.vr)?);
                     }
                     *m = m.wrapping_add(*d);
@@ -465,6 +431,95 @@ impl<'a> PackedIter<'a> {
         };
         Some((self.t, v))
     }
+}
+
+/// Stale-marker positions still to come (read lazily from the header).
+struct StaleList<'a> {
+    data: &'a [u8],
+    pos: usize,
+    left: usize,
+    next: usize,
+}
+
+/// Where a packed chunk's bits go, for `tsdb analyze`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// Timestamp encoding: `"regular"`, `"dod"` or `"shared"` (a reference to a column).
+    pub ts_encoding: &'static str,
+    /// Value encoding: `"const"`, `"int"` (with its decimal scale and difference order) or `"xor"`;
+    /// `"+stale"` when stale markers are listed apart.
+    pub value_encoding: &'static str,
+    /// Decimal scale k and difference order of an `int` chunk (0 otherwise).
+    pub scale_order: (u8, u8),
+    /// Samples.
+    pub samples: usize,
+    /// Bits of the tag and sample count.
+    pub common_bits: u64,
+    /// Bits of timestamp header fields and the timestamp stream.
+    pub ts_bits: u64,
+    /// Bits of value header fields and the value stream (padding included).
+    pub value_bits: u64,
+    /// For `shared` timestamps: how many bytes before the chunk its column starts.
+    pub column_back: Option<u64>,
+}
+
+/// Parses a packed chunk's header to tell how many bits its timestamps and values take.
+pub fn layout(data: &[u8]) -> Option<Layout> {
+    let tag = *data.first()?;
+    let mut pos = 1;
+    let n = usize::try_from(get_uvarint(data, &mut pos)?).ok()?;
+    let common = pos;
+    let ts_enc = tag >> 4;
+    let mut column_back = None;
+    if ts_enc == TS_SHARED {
+        column_back = Some(get_uvarint(data, &mut pos)?);
+    } else {
+        get_varint(data, &mut pos)?;
+        if n > 1 {
+            get_varint(data, &mut pos)?;
+        }
+    }
+    let ts_stream = if ts_enc == TS_DOD { get_uvarint(data, &mut pos)? } else { 0 };
+    let ts_head = pos - common;
+    let stale = tag & V_STALE != 0;
+    let mut vpos = pos;
+    if stale {
+        for _ in 0..get_uvarint(data, &mut vpos)?.min(data.len() as u64) {
+            get_uvarint(data, &mut vpos)?;
+        }
+    }
+    let (value_encoding, scale_order) = match (tag & !V_STALE & 0xf, stale) {
+        (V_CONST, false) => ("const", (0, 0)),
+        (V_CONST, true) => ("const+stale", (0, 0)),
+        (V_XOR, _) => ("xor", (0, 0)),
+        (V_INT | V_RICE, _) => {
+            let ko = *data.get(vpos)?;
+            let name = match (tag & 7 == V_RICE, stale) {
+                (false, false) => "int",
+                (false, true) => "int+stale",
+                (true, false) => "rice",
+                (true, true) => "rice+stale",
+            };
+            (name, (ko >> 4, ko & 0xf))
+        }
+        _ => return None,
+    };
+    let ts_bits = 8 * ts_head as u64 + ts_stream;
+    let total = 8 * data.len() as u64;
+    Some(Layout {
+        ts_encoding: match ts_enc {
+            TS_DOD => "dod",
+            TS_SHARED => "shared",
+            _ => "regular",
+        },
+        value_encoding,
+        scale_order,
+        samples: n,
+        common_bits: 8 * common as u64,
+        ts_bits,
+        value_bits: total.checked_sub(ts_bits + 8 * common as u64)?,
+        column_back,
+    })
 }
 
 fn scaled(m: i64, k: u8) -> f64 {
@@ -490,81 +545,5 @@ impl Iterator for PackedIter<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn round_trip(ts: &[i64], vs: &[f64]) -> usize {
-        let enc = encode(ts, vs);
-        let got: Vec<(i64, u64)> = PackedIter::new(&enc).expect("header").map(|(t, v)| (t, v.to_bits())).collect();
-        let want: Vec<(i64, u64)> = ts.iter().zip(vs).map(|(&t, v)| (t, v.to_bits())).collect();
-        assert_eq!(got, want);
-        enc.len()
-    }
-
-    #[test]
-    fn constant_regular_series_is_tiny() {
-        let ts: Vec<i64> = (0..1000).map(|i| 1_000 + i * 15_000).collect();
-        let vs = vec![42.0; 1000];
-        assert!(round_trip(&ts, &vs) < 24);
-    }
-
-    #[test]
-    fn integer_counter_and_decimals() {
-        let ts: Vec<i64> = (0..500).map(|i| i * 1000 + (i % 3)).collect();
-        let mut c = 1e9;
-        let vs: Vec<f64> = (0..500)
-            .map(|i| {
-                c += f64::from((i * 7919) % 4096);
-                c
-            })
-            .collect();
-        round_trip(&ts, &vs);
-        let cpu: Vec<f64> = (0..500).map(|i| f64::from(123_456 + i * 37) / 100.0).collect();
-        let size = round_trip(&ts, &cpu);
-        assert!(size < 500 * 2, "fixed-decimal counter should pack well, got {size}");
-    }
-
-    #[test]
-    fn odd_values_fall_back_to_xor() {
-        let stale = f64::from_bits(0x7ff0_0000_0000_0002);
-        let ts = [1, 2, 5, 9, 100, 101];
-        let vs = [0.1 + 0.2, stale, -0.0, f64::NAN, f64::INFINITY, 1e300];
-        round_trip(&ts, &vs);
-        round_trip(&[7], &[stale]);
-        round_trip(&[7, 9], &[1.0, 2.0]);
-        round_trip(&[7, 9, 10], &[1.0, 2.0, 4.0]);
-    }
-
-    use proptest::strategy::Strategy as _;
-
-    proptest::proptest! {
-        #[test]
-        fn any_samples_round_trip(
-            dts in proptest::collection::vec(proptest::prop_oneof![proptest::strategy::Just(1000i64), 0i64..5000, proptest::num::i64::ANY.prop_map(|x| x >> 20)], 1..300),
-            kind in 0u8..5,
-            raw in proptest::collection::vec(proptest::num::i64::ANY, 300),
-        ) {
-            let mut t = 0i64;
-            let ts: Vec<i64> = dts.iter().map(|d| { t = t.wrapping_add(*d); t }).collect();
-            let vs: Vec<f64> = raw.iter().take(ts.len()).enumerate().map(|(i, &r)| match kind {
-                0 => ((r >> 40) * 4096) as f64,
-                1 => (r >> 44) as f64 / 100.0,
-                2 => f64::from_bits(r as u64),
-                3 => if i % 7 == 0 { f64::from_bits(0x7ff0_0000_0000_0002) } else { (r % 3) as f64 },
-                _ => i as f64 * 0.1,
-            }).collect();
-            round_trip(&ts, &vs);
-        }
-    }
-
-    #[test]
-    fn garbage_does_not_panic() {
-        for seed in 0u32..2000 {
-            let data: Vec<u8> =
-                (0..(seed % 40)).map(|i| (seed.wrapping_mul(2_654_435_761).rotate_left(i)) as u8).collect();
-            if let Some(it) = PackedIter::new(&data) {
-                let _ = it.take(10_000).count();
-            }
-        }
-    }
-}
+#[path = "packed_tests.rs"]
+mod tests;

@@ -77,6 +77,12 @@ fn locked_directory_and_newer_format_are_refused() {
     let err = Db::open(&dir.0, test_opts(1000)).err().expect("must refuse");
     assert!(err.to_string().contains("newer than the supported"), "{err}");
     assert_eq!(std::fs::read_to_string(dir.0.join("FORMAT")).expect("read"), "osprey-tsdb 99\n", "not rewritten");
+    // An older format is opened and upgraded, so that an older Osprey refuses the directory
+    // instead of quarantining the newer blocks it cannot read.
+    std::fs::write(dir.0.join("FORMAT"), "osprey-tsdb 1\n").expect("write");
+    drop(Db::open(&dir.0, test_opts(1000)).expect("open an older format"));
+    let v = osprey_tsdb::db::FORMAT_VERSION;
+    assert_eq!(std::fs::read_to_string(dir.0.join("FORMAT")).expect("read"), format!("osprey-tsdb {v}\n"));
 }
 
 #[test]

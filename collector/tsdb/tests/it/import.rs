@@ -140,4 +140,15 @@ fn analyze_reports_blocks_and_bytes_per_sample() {
     assert!(rep.bytes_per_sample() > 0.0 && rep.bytes_per_sample() < 4.0, "{}", rep);
     let text = rep.to_string();
     assert!(text.contains("total bytes per sample") && text.contains("instance"), "{text}");
+    // The breakdown accounts for every byte and every sample.
+    for b in &rep.blocks {
+        let s = &b.breakdown.sections;
+        let sum = s.chunks + s.symbols + s.series + s.series_table + s.postings + s.postings_table + s.toc;
+        assert_eq!(sum, b.bytes, "{s:?}");
+        let ts: u64 = b.breakdown.timestamps.values().map(|u| u.samples).sum();
+        let vs: u64 = b.breakdown.values.values().map(|u| u.samples).sum();
+        assert_eq!((ts, vs), (b.samples, b.samples));
+        assert_eq!(b.breakdown.timestamps.values().map(|u| u.chunks).sum::<u64>(), b.chunks);
+    }
+    assert!(text.contains("chunk bits by encoding") && text.contains("timestamps") && text.contains("series labels"));
 }
