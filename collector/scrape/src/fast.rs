@@ -213,17 +213,7 @@ pub(crate) fn read_line<'a>(
         }
         i = after;
     }
-    let end = token_end(line, i);
-    let v = value(&line[i..end])?;
-    i = skip_blanks(line, end);
-    let mut timestamp_ms = None;
-    if i < line.len() {
-        let end = token_end(line, i);
-        timestamp_ms = Some(std::str::from_utf8(&line[i..end]).ok()?.parse::<i64>().ok()?);
-        if skip_blanks(line, end) != line.len() {
-            return None;
-        }
-    }
+    let sample = read_value(line, i)?;
     if !pairs.is_sorted_by(|a, b| a.0 < b.0) {
         pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
         if pairs.windows(2).any(|w| w[0].0 == w[1].0) {
@@ -241,7 +231,110 @@ pub(crate) fn read_line<'a>(
         key.push(0xfe);
         key.extend_from_slice(v);
     }
+    Some(sample)
+}
+
+/// Reads the value (and optional timestamp) that start at `i`, up to the end of the line.
+pub(crate) fn read_value(line: &[u8], i: usize) -> Option<Line> {
+    let end = token_end(line, i);
+    let v = value(&line[i..end])?;
+    let i = skip_blanks(line, end);
+    let mut timestamp_ms = None;
+    if i < line.len() {
+        let end = token_end(line, i);
+        timestamp_ms = Some(std::str::from_utf8(&line[i..end]).ok()?.parse::<i64>().ok()?);
+        if skip_blanks(line, end) != line.len() {
+            return None;
+        }
+    }
     Some(Line { value: v, timestamp_ms })
+}
+
+/// Whether the series part of `line` is exactly the series of cache key `key`, in a spelling
+/// [`read_line`] takes and for which it would build `key` (labels in strictly increasing name
+/// order, none with an empty value): then the index where the value starts, so the caller
+/// skips building the key and looking it up. `None` on any difference; the caller then falls
+/// back to [`read_line`] (which also takes other orders and empty values).
+pub(crate) fn match_key(line: &[u8], key: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    let mut k = 0;
+    // The name: identical bytes up to the key's first separator, a valid name.
+    while k < key.len() && key[k] != 0xff {
+        let b = *line.get(i)?;
+        if b != key[k] || !(if i == 0 { is_name_start(b) } else { is_name_byte(b) }) {
+            return None;
+        }
+        i += 1;
+        k += 1;
+    }
+    if i == 0 {
+        return None;
+    }
+    if line.get(i) != Some(&b'{') {
+        // No labels: the key must end here, and blanks must follow.
+        let after = skip_blanks(line, i);
+        return (k == key.len() && after > i).then_some(after);
+    }
+    i += 1;
+    loop {
+        if line.get(i) == Some(&b'}') {
+            i += 1;
+            break;
+        }
+        // A label: `0xff name 0xfe value` in the key, `name="value"` in the line.
+        if key.get(k) != Some(&0xff) {
+            return None;
+        }
+        k += 1;
+        let start = i;
+        while k < key.len() && key[k] != 0xfe {
+            let b = *line.get(i)?;
+            if b != key[k] || !(if i == start { is_label_start(b) } else { is_label_byte(b) }) {
+                return None;
+            }
+            i += 1;
+            k += 1;
+        }
+        if i == start || k == key.len() || line.get(i) != Some(&b'=') || line.get(i + 1) != Some(&b'"') {
+            return None;
+        }
+        k += 1;
+        i += 2;
+        let value_start = k;
+        loop {
+            let b = match *line.get(i)? {
+                b'"' => break,
+                b'\\' => {
+                    i += 1;
+                    match *line.get(i)? {
+                        b'\\' => b'\\',
+                        b'"' => b'"',
+                        b'n' => b'\n',
+                        _ => return None,
+                    }
+                }
+                0xfe | 0xff => return None,
+                b => b,
+            };
+            if key.get(k) != Some(&b) {
+                return None;
+            }
+            i += 1;
+            k += 1;
+        }
+        // Closing quote: the key's value must end here too, and must not be empty (the key
+        // skips empty values; such lines take the general reader).
+        if k == value_start || (k < key.len() && key[k] != 0xff) {
+            return None;
+        }
+        i += 1;
+        match line.get(i) {
+            Some(b',') => i += 1,
+            Some(b'}') => {}
+            _ => return None,
+        }
+    }
+    (k == key.len()).then(|| skip_blanks(line, i))
 }
 
 /// The hash of a body's comment lines, as the fast path computes it while reading.
@@ -309,5 +402,69 @@ mod tests {
         }
         let mut key = Vec::new();
         assert!(read_line(b"m{a=\"\xff\"} 1", &mut key, &mut Vec::new()).is_none(), "separator byte in a value");
+    }
+
+    /// `match_key` against the key `read_line` builds for the same line: a match exactly when
+    /// the line is in sorted order without empty values, and then the same value is read.
+    #[test]
+    fn match_key_agrees_with_read_line() {
+        let lines = [
+            "up 1",
+            "up{} 1",
+            "up\t2 1700000000000",
+            "m{a=\"1\",b=\"2\"} 2.5e3",
+            "m{a=\"1\",b=\"2\",} 3",
+            "m{a=\"1\",b=\"2\"}4",
+            "m{a=\"x\\\"y\\n\\\\\"} -Inf",
+            "m{a=\"\",b=\"v\"} 7",
+            "m{b=\"2\",a=\"1\"} 5",
+            "node_cpu_seconds_total{cpu=\"0\",mode=\"idle\"} 1234.5",
+        ];
+        let mut keys = Vec::new();
+        for line in lines {
+            let mut key = Vec::new();
+            let read = read_line(line.as_bytes(), &mut key, &mut Vec::new()).expect(line);
+            let canonical = !line.contains("=\"\"") && !line.contains("b=\"2\",a");
+            match match_key(line.as_bytes(), &key) {
+                Some(at) => {
+                    assert!(canonical, "{line:?} matched although read_line reorders or drops labels");
+                    let v = read_value(line.as_bytes(), at).expect(line);
+                    assert_eq!(
+                        (v.value.to_bits(), v.timestamp_ms),
+                        (read.value.to_bits(), read.timestamp_ms),
+                        "{line:?}"
+                    );
+                }
+                None => assert!(!canonical, "{line:?} did not match its own key"),
+            }
+            keys.push(key);
+        }
+        // Other series never match: every line against every other line's key.
+        for (i, line) in lines.iter().enumerate() {
+            for (j, key) in keys.iter().enumerate() {
+                if keys[i] != *key {
+                    assert_eq!(match_key(line.as_bytes(), key), None, "{line:?} against key {j}");
+                }
+            }
+        }
+        // Prefixes and extensions of a key, names that only start alike, bad spellings.
+        let key = key("m", &[("a", "1"), ("b", "2")]);
+        for line in [
+            "m{a=\"1\"} 1",
+            "m{a=\"1\",b=\"2\",c=\"3\"} 1",
+            "m{a=\"1\",b=\"22\"} 1",
+            "mm{a=\"1\",b=\"2\"} 1",
+            "m{a=\"1\",b=\"2\" } 1",
+            "m{a=\"1\" b=\"2\"} 1",
+            "m{a=1,b=\"2\"} 1",
+            "m{a=\"1\",b=\"2\\t\"} 1",
+            "m{a=\"1\",b=\"2",
+            "m",
+            "",
+        ] {
+            assert_eq!(match_key(line.as_bytes(), &key), None, "{line:?}");
+        }
+        assert_eq!(match_key(b"m{a=\"1\",b=\"\xff\"} 1", &key), None, "separator byte in a value");
+        assert_eq!(match_key(b"up 1", b"\xff\xffstale"), None, "keys no exposition produces");
     }
 }
