@@ -111,6 +111,9 @@ fn quoted(b: &[u8], start: usize) -> Option<(Cow<'_, [u8]>, usize)> {
     None
 }
 
+/// Powers of ten that are exact in an f64.
+const POW10: [f64; 16] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
+
 /// A value in the spellings this reader takes: a decimal number or `NaN`, `Inf`, `+Inf`,
 /// `-Inf`. Others (and out-of-range numbers) are left to the full parser.
 fn value(tok: &[u8]) -> Option<f64> {
@@ -126,19 +129,31 @@ fn value(tok: &[u8]) -> Option<f64> {
     };
     let mut i = 0;
     let mut mantissa = 0;
+    // The digits as an integer and the number of them after the point, for the exact path.
+    let mut int: u64 = 0;
+    let mut fraction = 0;
     while i < digits.len() && digits[i].is_ascii_digit() {
+        int = int.wrapping_mul(10).wrapping_add(u64::from(digits[i] - b'0'));
         i += 1;
         mantissa += 1;
     }
     if i < digits.len() && digits[i] == b'.' {
         i += 1;
         while i < digits.len() && digits[i].is_ascii_digit() {
+            int = int.wrapping_mul(10).wrapping_add(u64::from(digits[i] - b'0'));
             i += 1;
             mantissa += 1;
+            fraction += 1;
         }
     }
     if mantissa == 0 {
         return None;
+    }
+    if i == digits.len() && mantissa <= 15 {
+        // At most 15 digits: the integer is below 2^53 and 10^fraction (≤ 10^15) is exact,
+        // so one correctly rounded division gives the correctly rounded value, as `parse`.
+        let v = int as f64 / POW10[fraction];
+        return Some(if tok[0] == b'-' { -v } else { v });
     }
     if i < digits.len() && (digits[i] == b'e' || digits[i] == b'E') {
         i += 1;
@@ -375,6 +390,53 @@ mod tests {
         }
         let mut key = Vec::new();
         assert!(read_line(b"m{a=\"\xff\"} 1", &mut key, &mut Vec::new()).is_none(), "separator byte in a value");
+    }
+
+    /// The exact path for short decimals gives the bits `str::parse` gives.
+    #[test]
+    fn short_decimals_read_as_parse_reads_them() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut toks: Vec<String> = [
+            "0",
+            "-0",
+            "+0",
+            "0.0",
+            "-0.000",
+            "1",
+            "0.1",
+            "0.3",
+            "123456789012345",
+            "999999999999999",
+            ".5",
+            "5.",
+            "-.25",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        for _ in 0..20_000 {
+            let digits = (next() % 15 + 1) as usize;
+            let int = next() % 10u64.pow(digits as u32);
+            let mut t = format!("{int:0digits$}");
+            let point = (next() % (digits as u64 + 1)) as usize;
+            if point < digits {
+                t.insert(point, '.');
+            }
+            if next() % 3 == 0 {
+                t.insert(0, '-');
+            }
+            toks.push(t);
+        }
+        for t in toks {
+            let want: f64 = t.parse().unwrap();
+            assert_eq!(value(t.as_bytes()).map(f64::to_bits), Some(want.to_bits()), "{t}");
+        }
     }
 
     /// `match_key` against the key `read_line` builds for the same line: a match exactly when
