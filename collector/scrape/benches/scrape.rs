@@ -1,12 +1,18 @@
 //! The scrape hot path without the network: parse a fleet-simulator exposition (1000 series)
 //! and append it through a warm series cache into a storage that discards, versus parsing
-//! alone, so the cost the scrape layer adds on top of the parser is visible.
+//! alone, so the cost the scrape layer adds on top of the parser is visible; the collector's
+//! steady state on issue 7's fleet (100 targets × 1000 series through 100 warm caches,
+//! appended by series reference as into the TSDB); and the gunzip of one target's body.
 //!
 //! Run: `cargo bench -p osprey-scrape --bench scrape`. Compare ratios, not absolute times: the
 //! machines are shared. On the shared 2-core box (load ≈ 5): parse alone ≈ 0.49 ms per 1000
 //! series, parse + append through a warm cache ≈ 0.71 ms (the scrape layer adds ≈ 45%; it was
 //! ≈ 70% with SipHash), cold cache ≈ 1.5 ms; the series cache keeps ≈ 285 resident bytes per
-//! series.
+//! series. Before → after walking the cache in last-scrape order, zlib-rs and opt-level 3
+//! (two back-to-back pairs of runs, load ≈ 5–6, very noisy): `fleet_100x1000` 24.5 → 18.8 ms
+//! and 33.1 → 11.9 ms per round of 100 000 samples; `gunzip_1000_series` 79.5 → 64.0 µs and
+//! 229 → 104 µs per body; single-target warm cache 224 → 362 µs and 296 → 203 µs; the caches'
+//! resident bytes per series 316 → 286.
 
 use std::hint::black_box;
 use std::io::Write as _;
