@@ -5,8 +5,12 @@
 //! its final label set, so labels are merged and relabeled once per series, not per scrape.
 //! It also remembers which series the last successful scrape stored, to write staleness
 //! markers for those that disappear — as Prometheus' scrape cache does.
+//!
+//! Entries are kept in the order the last successful scrape exposed them: targets expose the
+//! same series in the same order every time, so the fast path compares each line with the next
+//! entry first and only hashes and looks the line up when that is not it.
 
-use std::collections::HashMap;
+use indexmap::IndexMap;
 
 use agent_core::model::{MetricFamily, MetricType, Suffix};
 use agent_core::parse::{self, Limits as ParseLimits};
@@ -51,6 +55,8 @@ struct Entry {
     tracked_now: bool,
     /// Stored without an explicit timestamp by the last successful scrape.
     tracked_prev: bool,
+    /// Position of the series in the scrape being processed (sample line number).
+    pos: u32,
     /// The storage's handle of the series, once it gave one.
     sref: Option<SeriesRef>,
 }
@@ -58,7 +64,8 @@ struct Entry {
 /// A target's series cache (see the module documentation).
 #[derive(Default)]
 pub struct SeriesCache {
-    entries: HashMap<Box<[u8]>, Entry, SeededState>,
+    /// In the order of the last successful scrape (see the module documentation).
+    entries: IndexMap<Box<[u8]>, Entry, SeededState>,
     key: Vec<u8>,
     scratch: Vec<(String, String)>,
     size_after_success: usize,
@@ -161,6 +168,7 @@ impl SeriesCache {
     pub fn invalidate_labels(&mut self) {
         self.comments = None;
         let old = std::mem::take(&mut self.entries);
+        self.entries.reserve(old.len());
         for (i, e) in old.into_values().filter(|e| e.tracked_prev && e.labels.is_some()).enumerate() {
             // Real keys start with a metric name, which is UTF-8 and so never holds 0xff.
             let mut k = b"\xff\xffstale".to_vec();
@@ -237,6 +245,8 @@ impl SeriesCache {
         let limit = target.limits.sample_limit;
         let mut comments = SeededState::default().build_hasher();
         let mut pairs = Vec::new();
+        // The entry expected next: the one after the last line's, in last-scrape order.
+        let mut next = 0;
         for line in body.split(|&b| b == b'\n') {
             let line = match crate::fast::kind(line) {
                 crate::fast::Kind::Empty => continue,
@@ -246,14 +256,23 @@ impl SeriesCache {
                 }
                 crate::fast::Kind::Sample(l) => l,
             };
-            let s = crate::fast::read_line(line, &mut self.key, &mut pairs)?;
+            let expected = self.entries.get_index(next).and_then(|(k, _)| crate::fast::match_key(line, k));
+            let (index, s) = if let Some(value_at) = expected {
+                (next, crate::fast::read_value(line, value_at)?)
+            } else {
+                let s = crate::fast::read_line(line, &mut self.key, &mut pairs)?;
+                (self.entries.get_index_of(self.key.as_slice())?, s)
+            };
+            next = index + 1;
+            let pos = u32::try_from(c.scraped).unwrap_or(u32::MAX);
             c.scraped += 1;
             let explicit_ts = if target.honor_timestamps { s.timestamp_ms } else { None };
-            let entry = self.entries.get_mut(self.key.as_slice())?;
+            let entry = &mut self.entries[index];
             if entry.seen_now && explicit_ts.is_none() {
                 return None;
             }
             entry.seen_now = true;
+            entry.pos = pos;
             let Some(labels) = &entry.labels else { continue };
             c.post_relabel += 1;
             if limit > 0 && c.post_relabel > limit {
@@ -290,6 +309,7 @@ impl SeriesCache {
         let mut name = String::new();
         for fam in families {
             for s in &fam.samples {
+                let pos = u32::try_from(c.scraped).unwrap_or(u32::MAX);
                 c.scraped += 1;
                 sample_name(fam, s.suffix, &mut name);
                 build_key(&mut self.key, &name, &s.labels);
@@ -300,6 +320,7 @@ impl SeriesCache {
                         return Err(ScrapeError::DuplicateSeries(series_string(&labels)));
                     }
                     e.seen_now = true;
+                    e.pos = pos;
                     e
                 } else {
                     let labels = final_labels(target, &name, &s.labels)?;
@@ -309,6 +330,7 @@ impl SeriesCache {
                         created_now: true,
                         tracked_now: false,
                         tracked_prev: false,
+                        pos,
                         sref: None,
                     };
                     self.entries.entry(self.key.clone().into_boxed_slice()).or_insert(e)
@@ -353,9 +375,11 @@ impl SeriesCache {
     }
 
     /// After a successful scrape: markers for the series that disappeared, then the cache
-    /// keeps exactly this scrape's series.
+    /// keeps exactly this scrape's series, in this scrape's order.
     fn finish_success(&mut self, app: &mut dyn Appender, t_ms: i64) {
         let scratch = &mut self.scratch;
+        let mut last_pos = None;
+        let mut in_order = true;
         self.entries.retain(|_, e| {
             if !e.seen_now {
                 if e.tracked_prev
@@ -369,8 +393,13 @@ impl SeriesCache {
             e.seen_now = false;
             e.created_now = false;
             e.tracked_now = false;
+            in_order &= last_pos.is_none_or(|p| p < e.pos);
+            last_pos = Some(e.pos);
             true
         });
+        if !in_order {
+            self.entries.sort_by(|_, a, _, b| a.pos.cmp(&b.pos));
+        }
         self.size_after_success = self.entries.len();
     }
 

@@ -241,7 +241,7 @@ pub(crate) fn redact_url(url: &str) -> String {
 }
 
 /// A `Write` into `buf` that fails once more than `limit` bytes arrive.
-struct Bounded<'a> {
+pub(crate) struct Bounded<'a> {
     buf: &'a mut Vec<u8>,
     limit: usize,
 }
@@ -342,12 +342,36 @@ pub(crate) async fn fetch(
         }
         return Ok(format);
     }
-    let mut dec = GzDecoder::new(Bounded { buf, limit });
+    let mut dec = Gunzip::new(buf, limit);
     while let Some(chunk) = resp.chunk().await.map_err(|e| http_err(&e))? {
-        dec.write_all(&chunk).map_err(|e| gzip_error(&e, limit))?;
+        dec.write(&chunk)?;
     }
-    dec.try_finish().map_err(|e| gzip_error(&e, limit))?;
+    dec.finish()?;
     Ok(format)
+}
+
+/// A gzip body decompressed into a buffer of at most `limit` bytes, fed chunk by chunk as
+/// they arrive (public for the benchmark).
+pub struct Gunzip<'a> {
+    dec: GzDecoder<Bounded<'a>>,
+    limit: usize,
+}
+
+impl<'a> Gunzip<'a> {
+    /// Decompresses into `buf` (appending), failing past `limit` bytes.
+    pub fn new(buf: &'a mut Vec<u8>, limit: usize) -> Self {
+        Self { dec: GzDecoder::new(Bounded { buf, limit }), limit }
+    }
+
+    /// Feeds the next compressed bytes.
+    pub fn write(&mut self, chunk: &[u8]) -> Result<(), ScrapeError> {
+        self.dec.write_all(chunk).map_err(|e| gzip_error(&e, self.limit))
+    }
+
+    /// Checks the end of the stream (trailer, CRC).
+    pub fn finish(mut self) -> Result<(), ScrapeError> {
+        self.dec.try_finish().map_err(|e| gzip_error(&e, self.limit))
+    }
 }
 
 fn is_gzip(v: &HeaderValue) -> bool {

@@ -111,6 +111,9 @@ fn quoted(b: &[u8], start: usize) -> Option<(Cow<'_, [u8]>, usize)> {
     None
 }
 
+/// Powers of ten that are exact in an f64.
+const POW10: [f64; 16] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
+
 /// A value in the spellings this reader takes: a decimal number or `NaN`, `Inf`, `+Inf`,
 /// `-Inf`. Others (and out-of-range numbers) are left to the full parser.
 fn value(tok: &[u8]) -> Option<f64> {
@@ -126,19 +129,31 @@ fn value(tok: &[u8]) -> Option<f64> {
     };
     let mut i = 0;
     let mut mantissa = 0;
+    // The digits as an integer and the number of them after the point, for the exact path.
+    let mut int: u64 = 0;
+    let mut fraction = 0;
     while i < digits.len() && digits[i].is_ascii_digit() {
+        int = int.wrapping_mul(10).wrapping_add(u64::from(digits[i] - b'0'));
         i += 1;
         mantissa += 1;
     }
     if i < digits.len() && digits[i] == b'.' {
         i += 1;
         while i < digits.len() && digits[i].is_ascii_digit() {
+            int = int.wrapping_mul(10).wrapping_add(u64::from(digits[i] - b'0'));
             i += 1;
             mantissa += 1;
+            fraction += 1;
         }
     }
     if mantissa == 0 {
         return None;
+    }
+    if i == digits.len() && mantissa <= 15 {
+        // At most 15 digits: the integer is below 2^53 and 10^fraction (≤ 10^15) is exact,
+        // so one correctly rounded division gives the correctly rounded value, as `parse`.
+        let v = int as f64 / POW10[fraction];
+        return Some(if tok[0] == b'-' { -v } else { v });
     }
     if i < digits.len() && (digits[i] == b'e' || digits[i] == b'E') {
         i += 1;
@@ -213,17 +228,7 @@ pub(crate) fn read_line<'a>(
         }
         i = after;
     }
-    let end = token_end(line, i);
-    let v = value(&line[i..end])?;
-    i = skip_blanks(line, end);
-    let mut timestamp_ms = None;
-    if i < line.len() {
-        let end = token_end(line, i);
-        timestamp_ms = Some(std::str::from_utf8(&line[i..end]).ok()?.parse::<i64>().ok()?);
-        if skip_blanks(line, end) != line.len() {
-            return None;
-        }
-    }
+    let sample = read_value(line, i)?;
     if !pairs.is_sorted_by(|a, b| a.0 < b.0) {
         pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
         if pairs.windows(2).any(|w| w[0].0 == w[1].0) {
@@ -241,7 +246,83 @@ pub(crate) fn read_line<'a>(
         key.push(0xfe);
         key.extend_from_slice(v);
     }
+    Some(sample)
+}
+
+/// Reads the value (and optional timestamp) that start at `i`, up to the end of the line.
+pub(crate) fn read_value(line: &[u8], i: usize) -> Option<Line> {
+    let end = token_end(line, i);
+    let v = value(&line[i..end])?;
+    let i = skip_blanks(line, end);
+    let mut timestamp_ms = None;
+    if i < line.len() {
+        let end = token_end(line, i);
+        timestamp_ms = Some(std::str::from_utf8(&line[i..end]).ok()?.parse::<i64>().ok()?);
+        if skip_blanks(line, end) != line.len() {
+            return None;
+        }
+    }
     Some(Line { value: v, timestamp_ms })
+}
+
+/// Length of the identifier at `line[i..]`: a `start` byte, then `rest` bytes (0 if none).
+fn ident_len(line: &[u8], i: usize, start: fn(u8) -> bool, rest: fn(u8) -> bool) -> usize {
+    match line.get(i) {
+        Some(&b) if start(b) => 1 + line[i + 1..].iter().take_while(|&&b| rest(b)).count(),
+        _ => 0,
+    }
+}
+
+/// Whether the series part of `line` is exactly the series of cache key `key`, in a spelling
+/// [`read_line`] takes and for which it would build `key` (labels in the key's order, none
+/// with an empty value, no escapes): then the index where the value starts, so the caller
+/// skips building the key and looking it up. `None` on any difference; the caller then falls
+/// back to [`read_line`] (which also takes other orders, empty values and escapes).
+pub(crate) fn match_key(line: &[u8], key: &[u8]) -> Option<usize> {
+    let n = ident_len(line, 0, is_name_start, is_name_byte);
+    if n == 0 || key.get(..n)? != &line[..n] {
+        return None;
+    }
+    let (mut i, mut k) = (n, n);
+    if line.get(i) != Some(&b'{') {
+        // No labels: the key must end here, and blanks must follow.
+        let after = skip_blanks(line, i);
+        return (k == key.len() && after > i).then_some(after);
+    }
+    i += 1;
+    loop {
+        if line.get(i) == Some(&b'}') {
+            i += 1;
+            break;
+        }
+        // A label: `0xff name 0xfe value` in the key, `name="value"` in the line.
+        let n = ident_len(line, i, is_label_start, is_label_byte);
+        if n == 0
+            || key.get(k) != Some(&0xff)
+            || key.get(k + 1..k + 1 + n)? != &line[i..i + n]
+            || key.get(k + 1 + n) != Some(&0xfe)
+            || line.get(i + n..i + n + 2)? != b"=\""
+        {
+            return None;
+        }
+        k += n + 2;
+        i += n + 2;
+        let v = line[i..].iter().position(|&b| matches!(b, b'"' | b'\\' | 0xfe | 0xff))?;
+        if v == 0 || line[i + v] != b'"' || key.get(k..k + v)? != &line[i..i + v] {
+            return None;
+        }
+        k += v;
+        if k < key.len() && key[k] != 0xff {
+            return None;
+        }
+        i += v + 1;
+        match line.get(i) {
+            Some(b',') => i += 1,
+            Some(b'}') => {}
+            _ => return None,
+        }
+    }
+    (k == key.len()).then(|| skip_blanks(line, i))
 }
 
 /// The hash of a body's comment lines, as the fast path computes it while reading.
@@ -309,5 +390,116 @@ mod tests {
         }
         let mut key = Vec::new();
         assert!(read_line(b"m{a=\"\xff\"} 1", &mut key, &mut Vec::new()).is_none(), "separator byte in a value");
+    }
+
+    /// The exact path for short decimals gives the bits `str::parse` gives.
+    #[test]
+    fn short_decimals_read_as_parse_reads_them() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut toks: Vec<String> = [
+            "0",
+            "-0",
+            "+0",
+            "0.0",
+            "-0.000",
+            "1",
+            "0.1",
+            "0.3",
+            "123456789012345",
+            "999999999999999",
+            ".5",
+            "5.",
+            "-.25",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        for _ in 0..20_000 {
+            let digits = (next() % 15 + 1) as usize;
+            let int = next() % 10u64.pow(digits as u32);
+            let mut t = format!("{int:0digits$}");
+            let point = (next() % (digits as u64 + 1)) as usize;
+            if point < digits {
+                t.insert(point, '.');
+            }
+            if next() % 3 == 0 {
+                t.insert(0, '-');
+            }
+            toks.push(t);
+        }
+        for t in toks {
+            let want: f64 = t.parse().unwrap();
+            assert_eq!(value(t.as_bytes()).map(f64::to_bits), Some(want.to_bits()), "{t}");
+        }
+    }
+
+    /// `match_key` against the key `read_line` builds for the same line: a match exactly when
+    /// the line is in sorted order without empty values, and then the same value is read.
+    #[test]
+    fn match_key_agrees_with_read_line() {
+        let lines = [
+            "up 1",
+            "up{} 1",
+            "up\t2 1700000000000",
+            "m{a=\"1\",b=\"2\"} 2.5e3",
+            "m{a=\"1\",b=\"2\",} 3",
+            "m{a=\"1\",b=\"2\"}4",
+            "m{a=\"x\\\"y\\n\\\\\"} -Inf",
+            "m{a=\"\",b=\"v\"} 7",
+            "m{b=\"2\",a=\"1\"} 5",
+            "node_cpu_seconds_total{cpu=\"0\",mode=\"idle\"} 1234.5",
+        ];
+        let mut keys = Vec::new();
+        for line in lines {
+            let mut key = Vec::new();
+            let read = read_line(line.as_bytes(), &mut key, &mut Vec::new()).expect(line);
+            let canonical = !line.contains("=\"\"") && !line.contains("b=\"2\",a") && !line.contains('\\');
+            match match_key(line.as_bytes(), &key) {
+                Some(at) => {
+                    assert!(canonical, "{line:?} matched although read_line reorders or drops labels");
+                    let v = read_value(line.as_bytes(), at).expect(line);
+                    assert_eq!(
+                        (v.value.to_bits(), v.timestamp_ms),
+                        (read.value.to_bits(), read.timestamp_ms),
+                        "{line:?}"
+                    );
+                }
+                None => assert!(!canonical, "{line:?} did not match its own key"),
+            }
+            keys.push(key);
+        }
+        // Other series never match: every line against every other line's key.
+        for (i, line) in lines.iter().enumerate() {
+            for (j, key) in keys.iter().enumerate() {
+                if keys[i] != *key {
+                    assert_eq!(match_key(line.as_bytes(), key), None, "{line:?} against key {j}");
+                }
+            }
+        }
+        // Prefixes and extensions of a key, names that only start alike, bad spellings.
+        let key = key("m", &[("a", "1"), ("b", "2")]);
+        for line in [
+            "m{a=\"1\"} 1",
+            "m{a=\"1\",b=\"2\",c=\"3\"} 1",
+            "m{a=\"1\",b=\"22\"} 1",
+            "mm{a=\"1\",b=\"2\"} 1",
+            "m{a=\"1\",b=\"2\" } 1",
+            "m{a=\"1\" b=\"2\"} 1",
+            "m{a=1,b=\"2\"} 1",
+            "m{a=\"1\",b=\"2\\t\"} 1",
+            "m{a=\"1\",b=\"2",
+            "m",
+            "",
+        ] {
+            assert_eq!(match_key(line.as_bytes(), &key), None, "{line:?}");
+        }
+        assert_eq!(match_key(b"m{a=\"1\",b=\"\xff\"} 1", &key), None, "separator byte in a value");
+        assert_eq!(match_key(b"up 1", b"\xff\xffstale"), None, "keys no exposition produces");
     }
 }

@@ -256,3 +256,37 @@ fn histograms_and_openmetrics_samples_get_their_suffixed_names() {
     assert_eq!(only_series(&store, "c_total").1, [(1, 7.0)]);
     assert_eq!(only_series(&store, "h_count").1, [(1, 2.0)]);
 }
+
+/// The fast path walks the cache in last-scrape order: a target that changes its order, adds
+/// series in the middle or drops some still gets every sample on its own series.
+#[test]
+fn reordered_and_inserted_series_keep_their_samples() {
+    let (store, mut cache) = (MemStorage::new(), SeriesCache::default());
+    let t = tgt();
+    let body = |order: &[usize]| {
+        let lines: Vec<String> = order.iter().map(|i| format!("m{{i=\"{i}\"}} {i}")).collect();
+        format!("# TYPE m gauge\n{}\n", lines.join("\n"))
+    };
+    let scrapes: [&[usize]; 6] =
+        [&[0, 1, 2, 3], &[0, 1, 2, 3], &[3, 2, 1, 0], &[3, 2, 1, 0], &[3, 9, 2, 1, 0], &[2, 3, 0, 9]];
+    for (n, order) in scrapes.iter().enumerate() {
+        let c = scrape(&mut cache, &store, &t, &body(order), 1000 * (n as i64 + 1)).unwrap();
+        assert_eq!(c.scraped, order.len());
+        assert_eq!(cache.len(), order.len(), "the cache keeps exactly the scrape's series");
+    }
+    for i in [0, 1, 2, 3, 9] {
+        let mut s: Vec<_> = store.select(&[("i", &i.to_string())]);
+        assert_eq!(s.len(), 1);
+        let (_, samples) = s.remove(0);
+        let expect: Vec<(i64, f64)> = scrapes
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.contains(&i))
+            .map(|(n, _)| (1000 * (n as i64 + 1), i as f64))
+            .collect();
+        let live: Vec<_> = samples.iter().copied().filter(|(_, v)| !is_stale_nan(*v)).collect();
+        assert_eq!(live, expect, "series i={i}");
+        let stale = samples.iter().filter(|(_, v)| is_stale_nan(*v)).count();
+        assert_eq!(stale, usize::from(i == 1), "series i={i}: one marker when it disappeared");
+    }
+}
