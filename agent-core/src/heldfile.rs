@@ -142,15 +142,22 @@ fn read_with(
         })
     });
     if let Some(fd) = held {
-        if let Ok(n) = read(&fd) {
-            give_back(path, fd);
-            return Ok(n);
+        match read(&fd) {
+            Err(e) if !value_error(&e) => {
+                // Stale (device removed, say): close it and read a fresh open instead.
+                with_cache(|c| c.slots.remove(path));
+            }
+            res => {
+                give_back(path, fd);
+                return res;
+            }
         }
-        // Stale (device removed, say): close it and read a fresh open instead.
-        with_cache(|c| c.slots.remove(path));
     }
     let fd = open()?;
-    let n = read(&fd)?;
+    let res = read(&fd);
+    if res.as_ref().is_err_and(|e| !value_error(e)) {
+        return res;
+    }
     if with_cache(|c| c.slots.len() < CAPACITY && !c.slots.contains_key(path)) && may_hold(path, &fd) {
         with_cache(|c| {
             if c.slots.len() < CAPACITY && !c.slots.contains_key(path) {
@@ -158,7 +165,14 @@ fn read_with(
             }
         });
     }
-    Ok(n)
+    res
+}
+
+/// Errors an attribute returns for its current value, the file itself being fine (`speed` of
+/// a link that is down: `EINVAL`; unsupported: `EOPNOTSUPP`; no data: `ENODATA`, `EAGAIN`):
+/// the file stays held. Any other error (`ENODEV` after the device went away, say) closes it.
+fn value_error(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(22 | 95 | 61 | 11))
 }
 
 /// Puts a held file back (dropped when another reader re-filled the slot meanwhile).
@@ -251,6 +265,27 @@ mod tests {
         assert_eq!(read_once(path, &mut buf).unwrap(), 3);
         assert_eq!(&buf, b"Lin");
         assert_eq!(read_once(Path::new("/proc/no-such-file"), &mut buf).unwrap_err().kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn attribute_refusing_its_value_stays_held_and_keeps_refusing() {
+        // A virtual interface's `speed` refuses reads with EINVAL (no link speed); the file is
+        // held all the same and every read reports the same error, as a fresh open would.
+        let Some(path) = std::fs::read_dir("/sys/class/net")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("speed"))
+            .find(|p| std::fs::read(p).is_err_and(|e| e.raw_os_error() == Some(22)))
+        else {
+            println!("no interface whose speed reads EINVAL on this host: nothing to check");
+            return;
+        };
+        let mut buf = [0u8; 16];
+        for _ in 0..2 {
+            assert_eq!(read_once(&path, &mut buf).unwrap_err().raw_os_error(), Some(22));
+            assert!(held_contains(&path), "{} is held", path.display());
+        }
     }
 
     #[test]
