@@ -234,10 +234,9 @@ impl AttrDir {
 
     /// One `read(2)` of attribute `name` into `buf`, trimmed of surrounding whitespace (as
     /// procfs' `SysReadFile`); invalid UTF-8 reads as "".
+    /// System-wide sysfs attributes are held open between scrapes ([`crate::heldfile`]).
     pub fn read<'a>(&self, name: &str, buf: &'a mut [u8]) -> io::Result<&'a str> {
-        use rustix::fs::{Mode, OFlags};
-        let fd = rustix::fs::openat(&self.fd, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
-        let n = rustix::io::read(&fd, &mut *buf)?;
+        let n = crate::heldfile::read_once_at(&self.fd, &self.path, name, &mut *buf)?;
         Ok(std::str::from_utf8(&buf[..n]).unwrap_or("").trim())
     }
 }
@@ -264,8 +263,13 @@ pub fn sysfs_dir(path: &Path) -> Option<PathBuf> {
 }
 
 /// Reads a whole (small) file into a string, mapping errors to [`CollectError::Io`].
+/// System-wide procfs and sysfs files are held open between scrapes ([`crate::heldfile`]).
 pub fn read_string(path: &Path) -> Result<String, CollectError> {
-    std::fs::read_to_string(path).map_err(|e| CollectError::io(path, e))
+    let mut buf = Vec::new();
+    crate::heldfile::read_to_end(path, &mut buf).map_err(|e| CollectError::io(path, e))?;
+    String::from_utf8(buf).map_err(|_| {
+        CollectError::io(path, io::Error::new(io::ErrorKind::InvalidData, "stream did not contain valid UTF-8"))
+    })
 }
 
 /// Reads a sysfs attribute: the file's content without surrounding whitespace.

@@ -12,6 +12,7 @@
 pub mod collector;
 pub mod duration;
 pub mod encode;
+pub mod heldfile;
 pub mod model;
 pub mod parse;
 pub mod registry;

@@ -14,7 +14,7 @@ pub fn process_families() -> Vec<MetricFamily> {
         f.push(&[], v);
         out.push(f);
     };
-    if let Ok(stat) = std::fs::read_to_string("/proc/self/stat")
+    if let Ok(stat) = crate::collector::read_string(std::path::Path::new("/proc/self/stat"))
         && let Some(s) = parse_stat(&stat)
     {
         let page = rustix::param::page_size() as f64;
@@ -40,10 +40,10 @@ pub fn process_families() -> Vec<MetricFamily> {
             );
         }
     }
-    if let Ok(rd) = std::fs::read_dir("/proc/self/fd") {
-        gauge("process_open_fds", "Number of open file descriptors.", MetricType::Gauge, rd.count() as f64);
+    if let Some(n) = open_fds() {
+        gauge("process_open_fds", "Number of open file descriptors.", MetricType::Gauge, n as f64);
     }
-    if let Ok(limits) = std::fs::read_to_string("/proc/self/limits") {
+    if let Ok(limits) = crate::collector::read_string(std::path::Path::new("/proc/self/limits")) {
         if let Some(v) = parse_limit(&limits, "Max open files") {
             gauge("process_max_fds", "Maximum number of open file descriptors.", MetricType::Gauge, v);
         }
@@ -88,6 +88,17 @@ fn parse_limit(text: &str, name: &str) -> Option<f64> {
     let line = text.lines().find(|l| l.starts_with(name))?;
     let soft = line[name.len()..].split_ascii_whitespace().next()?;
     if soft == "unlimited" { Some(f64::INFINITY) } else { soft.parse().ok() }
+}
+
+/// Open file descriptors, counted as client_golang does (listing `/proc/self/fd`, which
+/// counts the listing's own descriptor too). Linux 6.2+ reports the count as the directory's
+/// size: one `statx` instead of a listing of every descriptor (the agent holds ~100 procfs
+/// and sysfs files open, see [`crate::heldfile`]); size 0 (older kernels) falls back to listing.
+fn open_fds() -> Option<u64> {
+    match rustix::fs::stat("/proc/self/fd") {
+        Ok(st) if st.st_size > 0 => Some(st.st_size.cast_unsigned() + 1),
+        _ => std::fs::read_dir("/proc/self/fd").ok().map(|rd| rd.count() as u64),
+    }
 }
 
 /// Boot time from `/proc/stat`, read once: it cannot change while we run, and `/proc/stat`

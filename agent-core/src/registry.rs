@@ -114,6 +114,7 @@ impl Registry {
     /// Runs the collectors selected by `select` concurrently and returns their families plus
     /// the `node_scrape_collector_*` families (not yet normalized).
     pub async fn gather(&self, select: impl Fn(&str) -> bool) -> (Vec<MetricFamily>, Vec<CollectorReport>) {
+        crate::heldfile::next_scrape();
         let mut reports = Vec::new();
         let mut items = Vec::new();
         for (idx, e) in self.entries.iter().enumerate() {

@@ -7,6 +7,11 @@ use agent_core::auth::WebHandle;
 use agent_core::http::{AgentState, ServeOptions, bind, serve};
 use exporters::cli::{self, Settings};
 
+/// With `--features small-alloc`: dlmalloc instead of the libc's malloc (for musl builds).
+#[cfg(feature = "small-alloc")]
+#[global_allocator]
+static GLOBAL: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
 fn main() -> ExitCode {
     limit_malloc_arenas();
     let args: Vec<String> = std::env::args().collect();

@@ -2,7 +2,7 @@
 //! integer parsing, and the fixture trees' symlink stubs.
 
 use std::borrow::Cow;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// procfs' `SysReadFile` buffer: a sysfs attribute is read with one `read(2)` of this size.
@@ -24,9 +24,9 @@ pub fn follow(path: PathBuf) -> PathBuf {
 }
 
 /// One `read(2)` of at most [`ATTR_BUF`] bytes, untrimmed (procfs' `SysReadFile` before trimming).
+/// System-wide sysfs attributes are held open between scrapes ([`agent_core::heldfile`]).
 pub fn read_raw<'a>(path: &Path, buf: &'a mut [u8; ATTR_BUF]) -> io::Result<&'a [u8]> {
-    let mut f = std::fs::File::open(path)?;
-    let n = f.read(buf)?;
+    let n = agent_core::heldfile::read_once(path, buf)?;
     Ok(&buf[..n])
 }
 

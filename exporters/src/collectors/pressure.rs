@@ -72,8 +72,9 @@ impl Collector for Pressure {
     fn collect(&self, out: &mut Sink) -> Result<(), CollectError> {
         for res in ["cpu", "io", "memory", "irq"] {
             let path = self.dir.join(res);
-            let text = match std::fs::read_to_string(&path) {
-                Ok(t) => t,
+            let mut raw = Vec::new();
+            let text = match agent_core::heldfile::read_to_end(&path, &mut raw) {
+                Ok(()) => String::from_utf8_lossy(&raw),
                 // IRQ pressure needs Linux 6.1; the others 4.20 with CONFIG_PSI.
                 Err(e) if e.kind() == io::ErrorKind::NotFound && res == "irq" => continue,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(CollectError::NoData),
