@@ -6,10 +6,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// The rustls crate this module builds on, for [`rustls_signature_methods!`] in other crates.
+pub use rustls;
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{NoClientAuth, WebPkiClientVerifier};
-use rustls::{CipherSuite, DigitallySignedStruct, DistinguishedName, NamedGroup, ServerConfig, SignatureScheme};
+use rustls::{CipherSuite, DistinguishedName, NamedGroup, ServerConfig};
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
@@ -274,27 +276,7 @@ impl ClientCertVerifier for AnyCert {
         Ok(ClientCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algs)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algs)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algs.supported_schemes()
-    }
+    crate::rustls_signature_methods!(algorithms algs);
 }
 
 /// `client_allowed_sans`: the inner verifier's checks, then one of the names must be a
@@ -334,27 +316,61 @@ impl ClientCertVerifier for SanVerifier {
         }
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
+    crate::rustls_signature_methods!(delegate inner);
+}
 
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
+/// Writes the three handshake-signature methods every rustls certificate verifier
+/// (`ServerCertVerifier`, `ClientCertVerifier`) implements alike: `delegate inner` forwards
+/// them to the verifier in field `inner`; `algorithms algs` checks signatures with the
+/// `WebPkiSupportedAlgorithms` in field `algs`.
+#[macro_export]
+macro_rules! rustls_signature_methods {
+    (delegate $inner:ident) => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &$crate::tls::rustls::pki_types::CertificateDer<'_>,
+            dss: &$crate::tls::rustls::DigitallySignedStruct,
+        ) -> Result<$crate::tls::rustls::client::danger::HandshakeSignatureValid, $crate::tls::rustls::Error> {
+            self.$inner.verify_tls12_signature(message, cert, dss)
+        }
 
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &$crate::tls::rustls::pki_types::CertificateDer<'_>,
+            dss: &$crate::tls::rustls::DigitallySignedStruct,
+        ) -> Result<$crate::tls::rustls::client::danger::HandshakeSignatureValid, $crate::tls::rustls::Error> {
+            self.$inner.verify_tls13_signature(message, cert, dss)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<$crate::tls::rustls::SignatureScheme> {
+            self.$inner.supported_verify_schemes()
+        }
+    };
+    (algorithms $algs:ident) => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &$crate::tls::rustls::pki_types::CertificateDer<'_>,
+            dss: &$crate::tls::rustls::DigitallySignedStruct,
+        ) -> Result<$crate::tls::rustls::client::danger::HandshakeSignatureValid, $crate::tls::rustls::Error> {
+            $crate::tls::rustls::crypto::verify_tls12_signature(message, cert, dss, &self.$algs)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &$crate::tls::rustls::pki_types::CertificateDer<'_>,
+            dss: &$crate::tls::rustls::DigitallySignedStruct,
+        ) -> Result<$crate::tls::rustls::client::danger::HandshakeSignatureValid, $crate::tls::rustls::Error> {
+            $crate::tls::rustls::crypto::verify_tls13_signature(message, cert, dss, &self.$algs)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<$crate::tls::rustls::SignatureScheme> {
+            self.$algs.supported_schemes()
+        }
+    };
 }
 
 #[cfg(test)]

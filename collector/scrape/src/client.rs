@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use flate2::write::GzDecoder;
 use reqwest::header::{ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::RootCertStore;
+use rustls::client::danger::{ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use crate::error::{Format, ScrapeError};
 use crate::target::{Auth, ScrapeTarget, TlsConfig};
@@ -82,7 +82,9 @@ fn build_client(tls: &TlsConfig) -> Result<reqwest::Client, String> {
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS: {e}"))?;
     let builder = if tls.insecure_skip_verify {
-        builder.dangerous().with_custom_certificate_verifier(Arc::new(AcceptAnyCert(provider())))
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(AcceptAnyCert {
+            algs: provider().signature_verification_algorithms,
+        }))
     } else {
         let roots = match &tls.ca_file {
             Some(path) => {
@@ -151,32 +153,14 @@ impl ServerCertVerifier for FixedNameVerifier {
         self.inner.verify_server_cert(end_entity, intermediates, &self.name, ocsp, now)
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
+    agent_core::rustls_signature_methods!(delegate inner);
 }
 
 /// `insecure_skip_verify`: any certificate is accepted; signatures are still checked.
 #[derive(Debug)]
-struct AcceptAnyCert(Arc<CryptoProvider>);
+struct AcceptAnyCert {
+    algs: rustls::crypto::WebPkiSupportedAlgorithms,
+}
 
 impl ServerCertVerifier for AcceptAnyCert {
     fn verify_server_cert(
@@ -190,27 +174,7 @@ impl ServerCertVerifier for AcceptAnyCert {
         Ok(ServerCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+    agent_core::rustls_signature_methods!(algorithms algs);
 }
 
 /// An error and its sources, `a: b: c`.
