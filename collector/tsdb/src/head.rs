@@ -11,9 +11,12 @@ use crate::labels::Labels;
 use crate::matcher::Matcher;
 use crate::postings;
 use crate::query::ChunkData;
+use crate::sealed::SealedChunks;
 
-/// Samples per open chunk before it is sealed into a packed chunk.
-pub const SEAL_SAMPLES: usize = 240;
+/// Samples per open chunk before it is sealed into a packed chunk (as Prometheus cuts its head
+/// chunks at 120). Gorilla costs this fleet ≈ 2.3 bytes per sample, packed ≈ 0.4 (issue 7's
+/// benchmark fleet, `--bench headmem`), so sealing early is most of the head's memory.
+pub const SEAL_SAMPLES: usize = 120;
 
 /// Why a sample was rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -101,14 +104,6 @@ pub(crate) fn lock<T>(l: &Mutex<T>) -> MutexGuard<'_, T> {
     l.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// A sealed, packed chunk.
-#[derive(Clone)]
-pub struct Sealed {
-    mint: i64,
-    maxt: i64,
-    data: Arc<[u8]>,
-}
-
 /// Where an accepted sample goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Place {
@@ -122,7 +117,7 @@ pub enum Place {
 
 /// Samples of one head series.
 pub struct SeriesData {
-    sealed: Vec<Sealed>,
+    sealed: SealedChunks,
     open: XorAppender,
     open_mint: i64,
     max_t: i64,
@@ -134,7 +129,13 @@ pub struct SeriesData {
 
 impl SeriesData {
     fn new() -> Self {
-        Self { sealed: Vec::new(), open: XorAppender::new(), open_mint: i64::MIN, max_t: i64::MIN, ooo: None }
+        Self {
+            sealed: SealedChunks::default(),
+            open: XorAppender::new(),
+            open_mint: i64::MIN,
+            max_t: i64::MIN,
+            ooo: None,
+        }
     }
 
     /// Checks whether `(t, v)` may be appended; `Ok(false)` for an exact duplicate (ignored).
@@ -215,8 +216,7 @@ impl SeriesData {
     fn seal(&mut self) {
         let (ts, vs): (Vec<i64>, Vec<f64>) = XorIter::new(self.open.bytes()).unzip();
         if !ts.is_empty() {
-            let data: Arc<[u8]> = packed::encode(&ts, &vs).into();
-            self.sealed.push(Sealed { mint: ts[0], maxt: ts[ts.len() - 1], data });
+            self.sealed.push(ts[0], ts[ts.len() - 1], &packed::encode(&ts, &vs));
         }
         self.open = XorAppender::new();
     }
@@ -227,7 +227,7 @@ impl SeriesData {
             .sealed
             .iter()
             .filter(|c| c.maxt >= mint && c.mint <= maxt)
-            .map(|c| ChunkData::shared(Encoding::Packed, c.mint, c.maxt, c.data.clone()))
+            .map(|c| ChunkData::shared(Encoding::Packed, c.mint, c.maxt, Arc::from(c.data)))
             .collect();
         if !self.open.is_empty() && self.max_t >= mint && self.open_mint <= maxt {
             out.push(ChunkData::shared(Encoding::Xor, self.open_mint, self.max_t, Arc::from(self.open.bytes())));
@@ -260,24 +260,20 @@ impl SeriesData {
             *self = Self::new();
             return false;
         }
-        let mut keep = Vec::with_capacity(self.sealed.len());
-        for c in self.sealed.drain(..) {
-            if c.maxt < before {
-                continue;
+        if self.sealed.iter().any(|c| c.mint < before) {
+            // Chunks wholly before `before` go; one straddling it is re-encoded.
+            let mut cut: Option<(i64, i64, Vec<u8>)> = None;
+            for c in self.sealed.iter().filter(|c| c.mint < before && c.maxt >= before) {
+                let (ts, vs): (Vec<i64>, Vec<f64>) =
+                    crate::chunk::SampleIter::new(Encoding::Packed, c.data).filter(|(t, _)| *t >= before).unzip();
+                if !ts.is_empty() {
+                    cut = Some((ts[0], ts[ts.len() - 1], packed::encode(&ts, &vs)));
+                }
             }
-            if c.mint >= before {
-                keep.push(c);
-                continue;
-            }
-            let (ts, vs): (Vec<i64>, Vec<f64>) = ChunkData::shared(Encoding::Packed, c.mint, c.maxt, c.data)
-                .iter()
-                .filter(|(t, _)| *t >= before)
-                .unzip();
-            if !ts.is_empty() {
-                keep.push(Sealed { mint: ts[0], maxt: ts[ts.len() - 1], data: packed::encode(&ts, &vs).into() });
-            }
+            let rest = self.sealed.iter().filter(|c| c.mint >= before).map(|c| (c.mint, c.maxt, c.data));
+            self.sealed =
+                SealedChunks::from_chunks(cut.as_ref().map(|(a, b, d)| (*a, *b, &d[..])).into_iter().chain(rest));
         }
-        self.sealed = keep;
         if let Some(o) = &mut self.ooo {
             o.retain(|s| s.0 >= before);
             if o.is_empty() {
@@ -297,12 +293,75 @@ impl SeriesData {
         true
     }
 
+    /// Adds this series' sample memory to `m`.
+    fn add_memory(&self, m: &mut HeadMemory) {
+        m.open_chunks += self.open.capacity();
+        m.open_chunks_used += self.open.bytes().len();
+        m.allocations += usize::from(self.open.capacity() > 0);
+        m.sealed_chunks += self.sealed.bytes().1;
+        m.allocations += usize::from(self.sealed.bytes().1 > 0);
+        if let Some(o) = &self.ooo {
+            m.out_of_order += o.capacity() * 16 + 24;
+            m.allocations += 2;
+        }
+    }
+
     /// Approximate heap bytes used by the samples.
     fn heap_bytes(&self) -> usize {
-        self.sealed.iter().map(|c| c.data.len() + 40).sum::<usize>()
-            + self.open.bytes().len()
-            + self.ooo.as_ref().map_or(0, |o| o.len() * 16)
+        self.sealed.bytes().1 + self.open.bytes().len() + self.ooo.as_ref().map_or(0, |o| o.len() * 16)
     }
+}
+
+/// Heap bytes the head holds, by structure: estimates from lengths and capacities, without
+/// the allocator's own overhead (see [`HeadMemory::allocations`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HeadMemory {
+    /// Series in the head.
+    pub series: usize,
+    /// Heap blocks counted below (each costs the allocator ≈ 8–16 bytes more).
+    pub allocations: usize,
+    /// The series structs (`MemSeries` with its reference counts).
+    pub series_structs: usize,
+    /// The series' label-pair arrays.
+    pub labels: usize,
+    /// Open (Gorilla) chunks: bytes allocated.
+    pub open_chunks: usize,
+    /// Open chunks: bytes used.
+    pub open_chunks_used: usize,
+    /// Sealed chunks: data and descriptors.
+    pub sealed_chunks: usize,
+    /// Out-of-order sample buffers.
+    pub out_of_order: usize,
+    /// The series-by-id and series-by-hash maps.
+    pub index_maps: usize,
+    /// Postings lists and the maps that hold them.
+    pub postings: usize,
+    /// Interned strings and their map.
+    pub symbols: usize,
+}
+
+impl HeadMemory {
+    /// Sum of all parts (open chunks by allocated bytes).
+    pub fn total(&self) -> usize {
+        self.series_structs
+            + self.labels
+            + self.open_chunks
+            + self.sealed_chunks
+            + self.out_of_order
+            + self.index_maps
+            + self.postings
+            + self.symbols
+    }
+}
+
+/// Bytes of a hash map's table holding `cap` entries of `entry` bytes (hashbrown: a power of
+/// two of buckets at most 7/8 full, one control byte each).
+fn map_bytes(cap: usize, entry: usize) -> usize {
+    if cap == 0 {
+        return 0;
+    }
+    let buckets = (cap * 8 / 7).next_power_of_two();
+    buckets * (entry + 1) + 16
 }
 
 /// One head series.
@@ -557,6 +616,39 @@ impl Head {
         let new_min = self.min_t.load(Ordering::Relaxed).max(before);
         self.min_t.store(new_min, Ordering::Relaxed);
         dead.len()
+    }
+
+    /// Heap bytes held, by structure (walks every series).
+    pub fn memory(&self) -> HeadMemory {
+        let mut m = HeadMemory::default();
+        {
+            let idx = read(&self.index);
+            m.series = idx.series.len();
+            m.index_maps = map_bytes(idx.series.capacity(), 16)
+                + map_bytes(idx.by_hash.capacity(), 16)
+                + map_bytes(idx.collisions.capacity(), 32)
+                + idx.collisions.values().map(|v| v.capacity() * 4).sum::<usize>();
+            m.postings = map_bytes(idx.postings.capacity(), 40);
+            m.allocations += 3 + idx.collisions.len() + 1;
+            for vals in idx.postings.values() {
+                m.postings += map_bytes(vals.capacity(), 32) + vals.values().map(|l| l.capacity() * 4).sum::<usize>();
+                m.allocations += 1 + vals.len();
+            }
+        }
+        {
+            let sym = read(&self.symbols.inner);
+            m.symbols = map_bytes(sym.map.capacity(), 24)
+                + sym.list.capacity() * 16
+                + sym.list.iter().map(|s| s.len() + 16).sum::<usize>();
+            m.allocations += 2 + sym.list.len();
+        }
+        for s in self.all_series() {
+            m.series_structs += std::mem::size_of::<MemSeries>() + 16;
+            m.labels += std::mem::size_of_val(&*s.labels);
+            m.allocations += 2;
+            lock(&s.data).add_memory(&mut m);
+        }
+        m
     }
 
     /// Approximate heap bytes of sample data.

@@ -88,6 +88,11 @@ impl BitWriter {
         self.buf
     }
 
+    /// Bytes allocated for the buffer (at least [`BitWriter::bytes`]'s length).
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// Number of bits written.
     pub fn bit_len(&self) -> usize {
         self.buf.len() * 8 - usize::from(self.free)

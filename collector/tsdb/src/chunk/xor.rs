@@ -53,6 +53,11 @@ impl XorAppender {
         self.w.bytes()
     }
 
+    /// Bytes allocated for the encoded stream.
+    pub fn capacity(&self) -> usize {
+        self.w.capacity()
+    }
+
     /// Appends a sample; the caller guarantees `t` is after the previous one.
     pub fn append(&mut self, t: i64, v: f64) {
         let bits = v.to_bits();
