@@ -13,10 +13,14 @@ use crate::postings;
 use crate::query::ChunkData;
 use crate::sealed::SealedChunks;
 
-/// Samples per open chunk before it is sealed into a packed chunk (as Prometheus cuts its head
-/// chunks at 120). Gorilla costs this fleet ≈ 2.3 bytes per sample, packed ≈ 0.4 (issue 7's
-/// benchmark fleet, `--bench headmem`), so sealing early is most of the head's memory.
-pub const SEAL_SAMPLES: usize = 120;
+/// Samples per open chunk before it is sealed into a packed chunk. On issue 7's benchmark fleet
+/// (`--bench headmem`) Gorilla costs ≈ 2.5 bytes per sample and packed ≈ 0.5 in 60-sample
+/// chunks, so a short open chunk is most of the head's saving.
+pub const SEAL_SAMPLES: usize = 60;
+
+/// Sealed chunks of [`SEAL_SAMPLES`] are merged by this many into one (packed ≈ 0.3 bytes per
+/// sample at 240 samples), so long heads (2 h at 15 s) stay as compact as with big chunks.
+pub const MERGE_CHUNKS: usize = 4;
 
 /// Why a sample was rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -216,7 +220,8 @@ impl SeriesData {
     fn seal(&mut self) {
         let (ts, vs): (Vec<i64>, Vec<f64>) = XorIter::new(self.open.bytes()).unzip();
         if !ts.is_empty() {
-            self.sealed.push(ts[0], ts[ts.len() - 1], &packed::encode(&ts, &vs));
+            self.sealed.push_samples(&ts, &vs);
+            self.sealed.merge_tail(MERGE_CHUNKS, SEAL_SAMPLES as u32);
         }
         self.open = XorAppender::new();
     }
@@ -262,17 +267,14 @@ impl SeriesData {
         }
         if self.sealed.iter().any(|c| c.mint < before) {
             // Chunks wholly before `before` go; one straddling it is re-encoded.
-            let mut cut: Option<(i64, i64, Vec<u8>)> = None;
+            let mut cut = SealedChunks::default();
             for c in self.sealed.iter().filter(|c| c.mint < before && c.maxt >= before) {
                 let (ts, vs): (Vec<i64>, Vec<f64>) =
                     crate::chunk::SampleIter::new(Encoding::Packed, c.data).filter(|(t, _)| *t >= before).unzip();
-                if !ts.is_empty() {
-                    cut = Some((ts[0], ts[ts.len() - 1], packed::encode(&ts, &vs)));
-                }
+                cut.push_samples(&ts, &vs);
             }
-            let rest = self.sealed.iter().filter(|c| c.mint >= before).map(|c| (c.mint, c.maxt, c.data));
-            self.sealed =
-                SealedChunks::from_chunks(cut.as_ref().map(|(a, b, d)| (*a, *b, &d[..])).into_iter().chain(rest));
+            let rest = self.sealed.iter().filter(|c| c.mint >= before);
+            self.sealed = SealedChunks::from_chunks(cut.iter().chain(rest));
         }
         if let Some(o) = &mut self.ooo {
             o.retain(|s| s.0 >= before);
@@ -654,5 +656,33 @@ impl Head {
     /// Approximate heap bytes of sample data.
     pub fn sample_bytes(&self) -> usize {
         self.all_series().iter().map(|s| lock(&s.data).heap_bytes()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_and_merged_chunks_keep_every_sample_through_truncation() {
+        let mut d = SeriesData::new();
+        let samples: Vec<(i64, f64)> =
+            (0..700i32).map(|i| (i64::from(i) * 1000 + i64::from(i % 3), f64::from(i % 17) * 0.25)).collect();
+        for &(t, v) in &samples {
+            d.push(t, v);
+        }
+        // 11 sealed chunks of 60: two merged fours, three left; 40 samples open.
+        assert_eq!(d.sealed.iter().map(|c| c.count).collect::<Vec<_>>(), vec![240, 240, 60, 60, 60]);
+        assert_eq!(d.open.len(), 40);
+        assert_eq!(d.samples(i64::MIN, i64::MAX), samples);
+        let some: Vec<(i64, f64)> = samples.iter().filter(|s| (100_000..=399_000).contains(&s.0)).copied().collect();
+        assert_eq!(d.samples(100_000, 399_000), some);
+        assert!(d.truncate(300_500));
+        let rest: Vec<(i64, f64)> = samples.iter().filter(|s| s.0 >= 300_500).copied().collect();
+        assert_eq!(d.samples(i64::MIN, i64::MAX), rest);
+        assert_eq!(d.sealed.iter().map(|c| c.count).collect::<Vec<_>>(), vec![179, 60, 60, 60]);
+        d.push(800_000, 1.0);
+        assert_eq!(d.samples(700_000, i64::MAX), vec![(800_000, 1.0)]);
+        assert!(!d.truncate(900_000), "nothing left");
     }
 }
