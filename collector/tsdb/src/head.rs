@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use crate::chunk::{Encoding, XorAppender, XorIter, packed};
-use crate::labels::Labels;
+use crate::labels::{LabelIds, Labels};
 use crate::matcher::Matcher;
 use crate::postings;
 use crate::query::ChunkData;
@@ -79,10 +79,12 @@ impl Symbols {
     }
 
     /// Whether symbol-id pairs spell exactly `l` (one lock, no allocation).
-    pub fn eq_labels(&self, pairs: &[(u32, u32)], l: &Labels) -> bool {
+    pub fn eq_labels(&self, pairs: &LabelIds, l: &Labels) -> bool {
         let g = read(&self.inner);
         let sym = |id: u32| g.list.get(id as usize).map_or("", |s| &**s);
-        pairs.len() == l.len() && pairs.iter().zip(l.iter()).all(|(&(n, v), (ln, lv))| sym(n) == ln && sym(v) == lv)
+        let mut want = l.iter();
+        pairs.iter().all(|(n, v)| want.next().is_some_and(|(ln, lv)| sym(n) == ln && sym(v) == lv))
+            && want.next().is_none()
     }
 
     /// Number of symbols.
@@ -123,8 +125,6 @@ pub enum Place {
 pub struct SeriesData {
     sealed: SealedChunks,
     open: XorAppender,
-    open_mint: i64,
-    max_t: i64,
     /// Out-of-order samples (sorted), only with an out-of-order window. Boxed so a series
     /// without any costs one pointer, not an empty `Vec`.
     #[allow(clippy::box_collection)]
@@ -133,13 +133,7 @@ pub struct SeriesData {
 
 impl SeriesData {
     fn new() -> Self {
-        Self {
-            sealed: SealedChunks::default(),
-            open: XorAppender::new(),
-            open_mint: i64::MIN,
-            max_t: i64::MIN,
-            ooo: None,
-        }
+        Self { sealed: SealedChunks::default(), open: XorAppender::new(), ooo: None }
     }
 
     /// Checks whether `(t, v)` may be appended; `Ok(false)` for an exact duplicate (ignored).
@@ -166,7 +160,7 @@ impl SeriesData {
         match Self::check(self.last(), t, bits, min_valid) {
             Ok(true) => Ok(Place::InOrder),
             Ok(false) => Ok(Place::Ignore),
-            Err(AppendError::OutOfOrder) if window > 0 && t >= self.max_t.saturating_sub(window) => {
+            Err(AppendError::OutOfOrder) if window > 0 && t >= self.max_t().saturating_sub(window) => {
                 match self.sample_at(t) {
                     Some(b) if b == bits => Ok(Place::Ignore),
                     Some(_) => Err(AppendError::Duplicate),
@@ -200,9 +194,16 @@ impl SeriesData {
         self.snapshot(t, t).iter().flat_map(ChunkData::iter).find(|s| s.0 == t).map(|s| s.1.to_bits())
     }
 
-    /// The newest sample's timestamp and value bits.
+    /// The newest sample's timestamp and value bits. The open chunk holds the newest sample
+    /// whenever the series has any: sealing happens just before an append, and truncation
+    /// keeps nothing when it empties the open chunk.
     pub fn last(&self) -> Option<(i64, u64)> {
-        (self.max_t != i64::MIN).then(|| (self.max_t, self.open.last_v_bits()))
+        (!self.open.is_empty()).then(|| (self.open.last_t(), self.open.last_v_bits()))
+    }
+
+    /// The newest sample's timestamp (`i64::MIN` when there is none).
+    fn max_t(&self) -> i64 {
+        self.last().map_or(i64::MIN, |l| l.0)
     }
 
     /// Appends a sample already checked to be in order.
@@ -210,11 +211,7 @@ impl SeriesData {
         if self.open.len() >= SEAL_SAMPLES {
             self.seal();
         }
-        if self.open.is_empty() {
-            self.open_mint = t;
-        }
         self.open.append(t, v);
-        self.max_t = t;
     }
 
     fn seal(&mut self) {
@@ -234,8 +231,11 @@ impl SeriesData {
             .filter(|c| c.maxt >= mint && c.mint <= maxt)
             .map(|c| ChunkData::shared(Encoding::Packed, c.mint, c.maxt, Arc::from(c.data)))
             .collect();
-        if !self.open.is_empty() && self.max_t >= mint && self.open_mint <= maxt {
-            out.push(ChunkData::shared(Encoding::Xor, self.open_mint, self.max_t, Arc::from(self.open.bytes())));
+        if let Some(open_mint) = self.open.first_t()
+            && self.open.last_t() >= mint
+            && open_mint <= maxt
+        {
+            out.push(ChunkData::shared(Encoding::Xor, open_mint, self.open.last_t(), Arc::from(self.open.bytes())));
         }
         if let Some(o) = &self.ooo {
             let (ts, vs): (Vec<i64>, Vec<f64>) = o.iter().filter(|s| s.0 >= mint && s.0 <= maxt).copied().unzip();
@@ -261,7 +261,7 @@ impl SeriesData {
 
     /// Drops samples before `before`; returns whether samples remain.
     fn truncate(&mut self, before: i64) -> bool {
-        if self.max_t < before {
+        if self.max_t() < before {
             *self = Self::new();
             return false;
         }
@@ -282,13 +282,10 @@ impl SeriesData {
                 self.ooo = None;
             }
         }
-        if !self.open.is_empty() && self.open_mint < before {
+        if self.open.first_t().is_some_and(|t| t < before) {
             let rest: Vec<(i64, f64)> = XorIter::new(self.open.bytes()).filter(|(t, _)| *t >= before).collect();
             self.open = XorAppender::new();
-            for (i, (t, v)) in rest.into_iter().enumerate() {
-                if i == 0 {
-                    self.open_mint = t;
-                }
+            for (t, v) in rest {
                 self.open.append(t, v);
             }
         }
@@ -371,7 +368,7 @@ pub struct MemSeries {
     /// Stable id for the life of the head.
     pub id: u32,
     /// Label pairs as symbol ids, sorted by name.
-    pub labels: Box<[(u32, u32)]>,
+    pub labels: LabelIds,
     /// Samples.
     pub data: Mutex<SeriesData>,
     /// Whether the series' definition is in the WAL (or its checkpoint).
@@ -435,7 +432,7 @@ impl Head {
     /// Labels of a head series.
     pub fn labels_of(&self, s: &MemSeries) -> Labels {
         Labels::from_owned(
-            s.labels.iter().map(|&(n, v)| (self.symbols.get(n).to_string(), self.symbols.get(v).to_string())).collect(),
+            s.labels.iter().map(|(n, v)| (self.symbols.get(n).to_string(), self.symbols.get(v).to_string())).collect(),
         )
     }
 
@@ -465,8 +462,7 @@ impl Head {
     }
 
     fn insert(&self, id: u32, l: &Labels, h: u64) -> (Arc<MemSeries>, bool) {
-        let pairs: Box<[(u32, u32)]> =
-            l.iter().map(|(n, v)| (self.symbols.intern(n), self.symbols.intern(v))).collect();
+        let pairs = LabelIds::new(l.iter().map(|(n, v)| (self.symbols.intern(n), self.symbols.intern(v))));
         let mut idx = write(&self.index);
         if let Some(s) = self.find(&idx, l, h) {
             return (s, false);
@@ -474,7 +470,7 @@ impl Head {
         if let Some(s) = idx.series.get(&id) {
             return (s.clone(), false);
         }
-        for &(n, v) in &pairs {
+        for (n, v) in pairs.iter() {
             let list = idx.postings.entry(n).or_default().entry(v).or_default();
             let pos = list.partition_point(|&x| x < id);
             list.insert(pos, id);
@@ -601,7 +597,7 @@ impl Head {
                     idx.collisions.remove(&h);
                 }
             }
-            for &(n, v) in &s.labels {
+            for (n, v) in s.labels.iter() {
                 if let Some(vals) = idx.postings.get_mut(&n) {
                     if let Some(list) = vals.get_mut(&v) {
                         list.retain(|x| x != id);
@@ -646,7 +642,7 @@ impl Head {
         }
         for s in self.all_series() {
             m.series_structs += std::mem::size_of::<MemSeries>() + 16;
-            m.labels += std::mem::size_of_val(&*s.labels);
+            m.labels += s.labels.heap_bytes();
             m.allocations += 2;
             lock(&s.data).add_memory(&mut m);
         }
@@ -684,5 +680,13 @@ mod tests {
         d.push(800_000, 1.0);
         assert_eq!(d.samples(700_000, i64::MAX), vec![(800_000, 1.0)]);
         assert!(!d.truncate(900_000), "nothing left");
+    }
+
+    #[test]
+    fn series_struct_stays_within_a_128_byte_allocation() {
+        // `Arc<MemSeries>` is one heap block per series: its counts (16 bytes) plus the struct.
+        // 128 bytes is an allocator size class; one byte more costs the next class (160).
+        let size = std::mem::size_of::<MemSeries>() + 16;
+        assert!(size <= 128, "Arc<MemSeries> is {size} bytes");
     }
 }

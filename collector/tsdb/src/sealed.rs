@@ -10,7 +10,7 @@ use crate::chunk::{Encoding, SampleIter, packed};
 
 /// The sealed chunks of one series, oldest first.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct SealedChunks(Vec<u8>);
+pub struct SealedChunks(Box<[u8]>);
 
 /// One sealed chunk, borrowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,9 +37,11 @@ impl SealedChunks {
     pub fn push(&mut self, c: SealedChunk<'_>) {
         let mut head = Vec::with_capacity(40);
         put_header(&mut head, &c);
-        self.0.reserve_exact(head.len() + c.data.len());
-        self.0.extend_from_slice(&head);
-        self.0.extend_from_slice(c.data);
+        let mut buf = std::mem::take(&mut self.0).into_vec();
+        buf.reserve_exact(head.len() + c.data.len());
+        buf.extend_from_slice(&head);
+        buf.extend_from_slice(c.data);
+        self.0 = buf.into_boxed_slice();
     }
 
     /// Encodes samples (in time order, at least one) as a packed chunk and appends it.
@@ -57,8 +59,7 @@ impl SealedChunks {
             put_header(&mut out, &c);
             out.extend_from_slice(c.data);
         }
-        out.shrink_to_fit();
-        Self(out)
+        Self(out.into_boxed_slice())
     }
 
     /// The chunks, oldest first.
@@ -102,9 +103,10 @@ impl SealedChunks {
                 vs.push(v);
             }
         }
-        self.0.truncate(start);
+        let mut buf = std::mem::take(&mut self.0).into_vec();
+        buf.truncate(start);
+        self.0 = buf.into_boxed_slice();
         self.push_samples(&ts, &vs);
-        self.0.shrink_to_fit();
     }
 
     /// Whether there are no chunks.
@@ -112,9 +114,9 @@ impl SealedChunks {
         self.0.is_empty()
     }
 
-    /// Bytes held (used, allocated).
+    /// Bytes held (used, allocated: the same, the buffer is exact).
     pub fn bytes(&self) -> (usize, usize) {
-        (self.0.len(), self.0.capacity())
+        (self.0.len(), self.0.len())
     }
 }
 
