@@ -153,6 +153,7 @@ fn main() {
     let t0 = 1_700_000_040_000i64;
     let started = Instant::now();
     let mut commit_secs = 0.0;
+    let mut sum = Vec::new();
     println!("{targets} targets x {n} series (+5) at 1 s, 2 m blocks; bytes per series:");
     for k in 0..seconds {
         for (ti, tgt) in fleet.iter().enumerate() {
@@ -169,7 +170,11 @@ fn main() {
         if k % 30 == 29 {
             db.maintain().expect("maintain");
         }
-        if k % 60 == 59 {
+        if k >= 60 && k % 10 == 9 {
+            let m = db.head_memory();
+            sum.push(m);
+        }
+        if k % 60 == 44 {
             let m = db.head_memory();
             let per = |b: usize| b as f64 / m.series.max(1) as f64;
             println!(
@@ -190,6 +195,24 @@ fn main() {
                 (status_kb("VmRSS:") - rss0) as f64 * 1024.0 / m.series.max(1) as f64,
             );
         }
+    }
+    if !sum.is_empty() {
+        let k = sum.len() as f64 * sum[0].series.max(1) as f64;
+        let mean = |f: fn(&osprey_tsdb::head::HeadMemory) -> usize| sum.iter().map(f).sum::<usize>() as f64 / k;
+        println!(
+            "mean of {} snapshots (every 10 s after the first minute): structs {:.0} labels {:.0} open {:.0} \
+             sealed {:.0} index {:.0} postings {:.0} symbols {:.0} = {:.0} B/series (+{:.1} allocs)",
+            sum.len(),
+            mean(|m| m.series_structs),
+            mean(|m| m.labels),
+            mean(|m| m.open_chunks),
+            mean(|m| m.sealed_chunks),
+            mean(|m| m.index_maps),
+            mean(|m| m.postings),
+            mean(|m| m.symbols),
+            mean(osprey_tsdb::head::HeadMemory::total),
+            mean(|m| m.allocations),
+        );
     }
     let samples = (seconds * targets * (n + 5)) as f64;
     println!(
