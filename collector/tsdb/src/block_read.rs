@@ -43,6 +43,25 @@ fn map_file(f: &File) -> std::io::Result<Mmap> {
     unsafe { Mmap::map(f) }
 }
 
+/// CRC32C of the first `len` bytes of `f`, read with `pread` rather than through the mapping:
+/// verifying through the map would make every page of the block resident in this process
+/// (RSS) until the kernel reclaims it; pages read this way stay in the page cache only.
+fn file_crc(f: &File, len: usize) -> std::io::Result<u32> {
+    use std::os::unix::fs::FileExt as _;
+    let mut buf = vec![0u8; (1 << 18).min(len.max(1))];
+    let (mut crc, mut off) = (0, 0);
+    while off < len {
+        let want = (len - off).min(buf.len());
+        let n = f.read_at(&mut buf[..want], off as u64)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        crc = crc32c::crc32c_append(crc, &buf[..n]);
+        off += n;
+    }
+    Ok(crc)
+}
+
 impl Block {
     /// Opens and verifies the block in `dir`.
     pub fn open(dir: &Path) -> Result<Self, BlockError> {
@@ -60,7 +79,7 @@ impl Block {
             return Err(corrupt(dir, "bad header or too short"));
         }
         let stored = u32::from_le_bytes(map[len - 4..].try_into().unwrap_or([0; 4]));
-        if crc32c::crc32c(&map[..len - 4]) != stored {
+        if file_crc(&f, len - 4).map_err(io)? != stored {
             return Err(corrupt(dir, "checksum mismatch"));
         }
         let toc = &map[len - TOC_LEN..len - 4];

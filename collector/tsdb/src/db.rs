@@ -419,6 +419,12 @@ impl Db {
         }
     }
 
+    /// Heap bytes the head holds, by structure (walks every series: for benchmarks and
+    /// diagnostics, not for every scrape of the self-metrics).
+    pub fn head_memory(&self) -> crate::head::HeadMemory {
+        self.shared.head.memory()
+    }
+
     /// Approximate heap bytes held by head sample data.
     pub fn head_sample_bytes(&self) -> usize {
         self.shared.head.sample_bytes()

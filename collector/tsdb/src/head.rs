@@ -7,13 +7,20 @@ use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use crate::chunk::{Encoding, XorAppender, XorIter, packed};
-use crate::labels::Labels;
+use crate::labels::{LabelIds, Labels};
 use crate::matcher::Matcher;
 use crate::postings;
 use crate::query::ChunkData;
+use crate::sealed::SealedChunks;
 
-/// Samples per open chunk before it is sealed into a packed chunk.
-pub const SEAL_SAMPLES: usize = 240;
+/// Samples per open chunk before it is sealed into a packed chunk. On issue 7's benchmark fleet
+/// (`--bench headmem`) Gorilla costs ≈ 2.5 bytes per sample and packed ≈ 0.5 in 60-sample
+/// chunks, so a short open chunk is most of the head's saving.
+pub const SEAL_SAMPLES: usize = 60;
+
+/// Sealed chunks of [`SEAL_SAMPLES`] are merged by this many into one (packed ≈ 0.3 bytes per
+/// sample at 240 samples), so long heads (2 h at 15 s) stay as compact as with big chunks.
+pub const MERGE_CHUNKS: usize = 4;
 
 /// Why a sample was rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -72,10 +79,12 @@ impl Symbols {
     }
 
     /// Whether symbol-id pairs spell exactly `l` (one lock, no allocation).
-    pub fn eq_labels(&self, pairs: &[(u32, u32)], l: &Labels) -> bool {
+    pub fn eq_labels(&self, pairs: &LabelIds, l: &Labels) -> bool {
         let g = read(&self.inner);
         let sym = |id: u32| g.list.get(id as usize).map_or("", |s| &**s);
-        pairs.len() == l.len() && pairs.iter().zip(l.iter()).all(|(&(n, v), (ln, lv))| sym(n) == ln && sym(v) == lv)
+        let mut want = l.iter();
+        pairs.iter().all(|(n, v)| want.next().is_some_and(|(ln, lv)| sym(n) == ln && sym(v) == lv))
+            && want.next().is_none()
     }
 
     /// Number of symbols.
@@ -101,14 +110,6 @@ pub(crate) fn lock<T>(l: &Mutex<T>) -> MutexGuard<'_, T> {
     l.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// A sealed, packed chunk.
-#[derive(Clone)]
-pub struct Sealed {
-    mint: i64,
-    maxt: i64,
-    data: Arc<[u8]>,
-}
-
 /// Where an accepted sample goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Place {
@@ -122,10 +123,8 @@ pub enum Place {
 
 /// Samples of one head series.
 pub struct SeriesData {
-    sealed: Vec<Sealed>,
+    sealed: SealedChunks,
     open: XorAppender,
-    open_mint: i64,
-    max_t: i64,
     /// Out-of-order samples (sorted), only with an out-of-order window. Boxed so a series
     /// without any costs one pointer, not an empty `Vec`.
     #[allow(clippy::box_collection)]
@@ -134,7 +133,7 @@ pub struct SeriesData {
 
 impl SeriesData {
     fn new() -> Self {
-        Self { sealed: Vec::new(), open: XorAppender::new(), open_mint: i64::MIN, max_t: i64::MIN, ooo: None }
+        Self { sealed: SealedChunks::default(), open: XorAppender::new(), ooo: None }
     }
 
     /// Checks whether `(t, v)` may be appended; `Ok(false)` for an exact duplicate (ignored).
@@ -161,7 +160,7 @@ impl SeriesData {
         match Self::check(self.last(), t, bits, min_valid) {
             Ok(true) => Ok(Place::InOrder),
             Ok(false) => Ok(Place::Ignore),
-            Err(AppendError::OutOfOrder) if window > 0 && t >= self.max_t.saturating_sub(window) => {
+            Err(AppendError::OutOfOrder) if window > 0 && t >= self.max_t().saturating_sub(window) => {
                 match self.sample_at(t) {
                     Some(b) if b == bits => Ok(Place::Ignore),
                     Some(_) => Err(AppendError::Duplicate),
@@ -195,9 +194,16 @@ impl SeriesData {
         self.snapshot(t, t).iter().flat_map(ChunkData::iter).find(|s| s.0 == t).map(|s| s.1.to_bits())
     }
 
-    /// The newest sample's timestamp and value bits.
+    /// The newest sample's timestamp and value bits. The open chunk holds the newest sample
+    /// whenever the series has any: sealing happens just before an append, and truncation
+    /// keeps nothing when it empties the open chunk.
     pub fn last(&self) -> Option<(i64, u64)> {
-        (self.max_t != i64::MIN).then(|| (self.max_t, self.open.last_v_bits()))
+        (!self.open.is_empty()).then(|| (self.open.last_t(), self.open.last_v_bits()))
+    }
+
+    /// The newest sample's timestamp (`i64::MIN` when there is none).
+    fn max_t(&self) -> i64 {
+        self.last().map_or(i64::MIN, |l| l.0)
     }
 
     /// Appends a sample already checked to be in order.
@@ -205,18 +211,14 @@ impl SeriesData {
         if self.open.len() >= SEAL_SAMPLES {
             self.seal();
         }
-        if self.open.is_empty() {
-            self.open_mint = t;
-        }
         self.open.append(t, v);
-        self.max_t = t;
     }
 
     fn seal(&mut self) {
         let (ts, vs): (Vec<i64>, Vec<f64>) = XorIter::new(self.open.bytes()).unzip();
         if !ts.is_empty() {
-            let data: Arc<[u8]> = packed::encode(&ts, &vs).into();
-            self.sealed.push(Sealed { mint: ts[0], maxt: ts[ts.len() - 1], data });
+            self.sealed.push_samples(&ts, &vs);
+            self.sealed.merge_tail(MERGE_CHUNKS, SEAL_SAMPLES as u32);
         }
         self.open = XorAppender::new();
     }
@@ -227,10 +229,13 @@ impl SeriesData {
             .sealed
             .iter()
             .filter(|c| c.maxt >= mint && c.mint <= maxt)
-            .map(|c| ChunkData::shared(Encoding::Packed, c.mint, c.maxt, c.data.clone()))
+            .map(|c| ChunkData::shared(Encoding::Packed, c.mint, c.maxt, Arc::from(c.data)))
             .collect();
-        if !self.open.is_empty() && self.max_t >= mint && self.open_mint <= maxt {
-            out.push(ChunkData::shared(Encoding::Xor, self.open_mint, self.max_t, Arc::from(self.open.bytes())));
+        if let Some(open_mint) = self.open.first_t()
+            && self.open.last_t() >= mint
+            && open_mint <= maxt
+        {
+            out.push(ChunkData::shared(Encoding::Xor, open_mint, self.open.last_t(), Arc::from(self.open.bytes())));
         }
         if let Some(o) = &self.ooo {
             let (ts, vs): (Vec<i64>, Vec<f64>) = o.iter().filter(|s| s.0 >= mint && s.0 <= maxt).copied().unzip();
@@ -256,53 +261,106 @@ impl SeriesData {
 
     /// Drops samples before `before`; returns whether samples remain.
     fn truncate(&mut self, before: i64) -> bool {
-        if self.max_t < before {
+        if self.max_t() < before {
             *self = Self::new();
             return false;
         }
-        let mut keep = Vec::with_capacity(self.sealed.len());
-        for c in self.sealed.drain(..) {
-            if c.maxt < before {
-                continue;
+        if self.sealed.iter().any(|c| c.mint < before) {
+            // Chunks wholly before `before` go; one straddling it is re-encoded.
+            let mut cut = SealedChunks::default();
+            for c in self.sealed.iter().filter(|c| c.mint < before && c.maxt >= before) {
+                let (ts, vs): (Vec<i64>, Vec<f64>) =
+                    crate::chunk::SampleIter::new(Encoding::Packed, c.data).filter(|(t, _)| *t >= before).unzip();
+                cut.push_samples(&ts, &vs);
             }
-            if c.mint >= before {
-                keep.push(c);
-                continue;
-            }
-            let (ts, vs): (Vec<i64>, Vec<f64>) = ChunkData::shared(Encoding::Packed, c.mint, c.maxt, c.data)
-                .iter()
-                .filter(|(t, _)| *t >= before)
-                .unzip();
-            if !ts.is_empty() {
-                keep.push(Sealed { mint: ts[0], maxt: ts[ts.len() - 1], data: packed::encode(&ts, &vs).into() });
-            }
+            let rest = self.sealed.iter().filter(|c| c.mint >= before);
+            self.sealed = SealedChunks::from_chunks(cut.iter().chain(rest));
         }
-        self.sealed = keep;
         if let Some(o) = &mut self.ooo {
             o.retain(|s| s.0 >= before);
             if o.is_empty() {
                 self.ooo = None;
             }
         }
-        if !self.open.is_empty() && self.open_mint < before {
+        if self.open.first_t().is_some_and(|t| t < before) {
             let rest: Vec<(i64, f64)> = XorIter::new(self.open.bytes()).filter(|(t, _)| *t >= before).collect();
             self.open = XorAppender::new();
-            for (i, (t, v)) in rest.into_iter().enumerate() {
-                if i == 0 {
-                    self.open_mint = t;
-                }
+            for (t, v) in rest {
                 self.open.append(t, v);
             }
         }
         true
     }
 
+    /// Adds this series' sample memory to `m`.
+    fn add_memory(&self, m: &mut HeadMemory) {
+        m.open_chunks += self.open.capacity();
+        m.open_chunks_used += self.open.bytes().len();
+        m.allocations += usize::from(self.open.capacity() > 0);
+        m.sealed_chunks += self.sealed.bytes().1;
+        m.allocations += usize::from(self.sealed.bytes().1 > 0);
+        if let Some(o) = &self.ooo {
+            m.out_of_order += o.capacity() * 16 + 24;
+            m.allocations += 2;
+        }
+    }
+
     /// Approximate heap bytes used by the samples.
     fn heap_bytes(&self) -> usize {
-        self.sealed.iter().map(|c| c.data.len() + 40).sum::<usize>()
-            + self.open.bytes().len()
-            + self.ooo.as_ref().map_or(0, |o| o.len() * 16)
+        self.sealed.bytes().1 + self.open.bytes().len() + self.ooo.as_ref().map_or(0, |o| o.len() * 16)
     }
+}
+
+/// Heap bytes the head holds, by structure: estimates from lengths and capacities, without
+/// the allocator's own overhead (see [`HeadMemory::allocations`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HeadMemory {
+    /// Series in the head.
+    pub series: usize,
+    /// Heap blocks counted below (each costs the allocator ≈ 8–16 bytes more).
+    pub allocations: usize,
+    /// The series structs (`MemSeries` with its reference counts).
+    pub series_structs: usize,
+    /// The series' label-pair arrays.
+    pub labels: usize,
+    /// Open (Gorilla) chunks: bytes allocated.
+    pub open_chunks: usize,
+    /// Open chunks: bytes used.
+    pub open_chunks_used: usize,
+    /// Sealed chunks: data and descriptors.
+    pub sealed_chunks: usize,
+    /// Out-of-order sample buffers.
+    pub out_of_order: usize,
+    /// The series-by-id and series-by-hash maps.
+    pub index_maps: usize,
+    /// Postings lists and the maps that hold them.
+    pub postings: usize,
+    /// Interned strings and their map.
+    pub symbols: usize,
+}
+
+impl HeadMemory {
+    /// Sum of all parts (open chunks by allocated bytes).
+    pub fn total(&self) -> usize {
+        self.series_structs
+            + self.labels
+            + self.open_chunks
+            + self.sealed_chunks
+            + self.out_of_order
+            + self.index_maps
+            + self.postings
+            + self.symbols
+    }
+}
+
+/// Bytes of a hash map's table holding `cap` entries of `entry` bytes (hashbrown: a power of
+/// two of buckets at most 7/8 full, one control byte each).
+fn map_bytes(cap: usize, entry: usize) -> usize {
+    if cap == 0 {
+        return 0;
+    }
+    let buckets = (cap * 8 / 7).next_power_of_two();
+    buckets * (entry + 1) + 16
 }
 
 /// One head series.
@@ -310,7 +368,7 @@ pub struct MemSeries {
     /// Stable id for the life of the head.
     pub id: u32,
     /// Label pairs as symbol ids, sorted by name.
-    pub labels: Box<[(u32, u32)]>,
+    pub labels: LabelIds,
     /// Samples.
     pub data: Mutex<SeriesData>,
     /// Whether the series' definition is in the WAL (or its checkpoint).
@@ -374,7 +432,7 @@ impl Head {
     /// Labels of a head series.
     pub fn labels_of(&self, s: &MemSeries) -> Labels {
         Labels::from_owned(
-            s.labels.iter().map(|&(n, v)| (self.symbols.get(n).to_string(), self.symbols.get(v).to_string())).collect(),
+            s.labels.iter().map(|(n, v)| (self.symbols.get(n).to_string(), self.symbols.get(v).to_string())).collect(),
         )
     }
 
@@ -404,8 +462,7 @@ impl Head {
     }
 
     fn insert(&self, id: u32, l: &Labels, h: u64) -> (Arc<MemSeries>, bool) {
-        let pairs: Box<[(u32, u32)]> =
-            l.iter().map(|(n, v)| (self.symbols.intern(n), self.symbols.intern(v))).collect();
+        let pairs = LabelIds::new(l.iter().map(|(n, v)| (self.symbols.intern(n), self.symbols.intern(v))));
         let mut idx = write(&self.index);
         if let Some(s) = self.find(&idx, l, h) {
             return (s, false);
@@ -413,7 +470,7 @@ impl Head {
         if let Some(s) = idx.series.get(&id) {
             return (s.clone(), false);
         }
-        for &(n, v) in &pairs {
+        for (n, v) in pairs.iter() {
             let list = idx.postings.entry(n).or_default().entry(v).or_default();
             let pos = list.partition_point(|&x| x < id);
             list.insert(pos, id);
@@ -540,7 +597,7 @@ impl Head {
                     idx.collisions.remove(&h);
                 }
             }
-            for &(n, v) in &s.labels {
+            for (n, v) in s.labels.iter() {
                 if let Some(vals) = idx.postings.get_mut(&n) {
                     if let Some(list) = vals.get_mut(&v) {
                         list.retain(|x| x != id);
@@ -559,8 +616,77 @@ impl Head {
         dead.len()
     }
 
+    /// Heap bytes held, by structure (walks every series).
+    pub fn memory(&self) -> HeadMemory {
+        let mut m = HeadMemory::default();
+        {
+            let idx = read(&self.index);
+            m.series = idx.series.len();
+            m.index_maps = map_bytes(idx.series.capacity(), 16)
+                + map_bytes(idx.by_hash.capacity(), 16)
+                + map_bytes(idx.collisions.capacity(), 32)
+                + idx.collisions.values().map(|v| v.capacity() * 4).sum::<usize>();
+            m.postings = map_bytes(idx.postings.capacity(), 40);
+            m.allocations += 3 + idx.collisions.len() + 1;
+            for vals in idx.postings.values() {
+                m.postings += map_bytes(vals.capacity(), 32) + vals.values().map(|l| l.capacity() * 4).sum::<usize>();
+                m.allocations += 1 + vals.len();
+            }
+        }
+        {
+            let sym = read(&self.symbols.inner);
+            m.symbols = map_bytes(sym.map.capacity(), 24)
+                + sym.list.capacity() * 16
+                + sym.list.iter().map(|s| s.len() + 16).sum::<usize>();
+            m.allocations += 2 + sym.list.len();
+        }
+        for s in self.all_series() {
+            m.series_structs += std::mem::size_of::<MemSeries>() + 16;
+            m.labels += s.labels.heap_bytes();
+            m.allocations += 2;
+            lock(&s.data).add_memory(&mut m);
+        }
+        m
+    }
+
     /// Approximate heap bytes of sample data.
     pub fn sample_bytes(&self) -> usize {
         self.all_series().iter().map(|s| lock(&s.data).heap_bytes()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_and_merged_chunks_keep_every_sample_through_truncation() {
+        let mut d = SeriesData::new();
+        let samples: Vec<(i64, f64)> =
+            (0..700i32).map(|i| (i64::from(i) * 1000 + i64::from(i % 3), f64::from(i % 17) * 0.25)).collect();
+        for &(t, v) in &samples {
+            d.push(t, v);
+        }
+        // 11 sealed chunks of 60: two merged fours, three left; 40 samples open.
+        assert_eq!(d.sealed.iter().map(|c| c.count).collect::<Vec<_>>(), vec![240, 240, 60, 60, 60]);
+        assert_eq!(d.open.len(), 40);
+        assert_eq!(d.samples(i64::MIN, i64::MAX), samples);
+        let some: Vec<(i64, f64)> = samples.iter().filter(|s| (100_000..=399_000).contains(&s.0)).copied().collect();
+        assert_eq!(d.samples(100_000, 399_000), some);
+        assert!(d.truncate(300_500));
+        let rest: Vec<(i64, f64)> = samples.iter().filter(|s| s.0 >= 300_500).copied().collect();
+        assert_eq!(d.samples(i64::MIN, i64::MAX), rest);
+        assert_eq!(d.sealed.iter().map(|c| c.count).collect::<Vec<_>>(), vec![179, 60, 60, 60]);
+        d.push(800_000, 1.0);
+        assert_eq!(d.samples(700_000, i64::MAX), vec![(800_000, 1.0)]);
+        assert!(!d.truncate(900_000), "nothing left");
+    }
+
+    #[test]
+    fn series_struct_stays_within_a_128_byte_allocation() {
+        // `Arc<MemSeries>` is one heap block per series: its counts (16 bytes) plus the struct.
+        // 128 bytes is an allocator size class; one byte more costs the next class (160).
+        let size = std::mem::size_of::<MemSeries>() + 16;
+        assert!(size <= 128, "Arc<MemSeries> is {size} bytes");
     }
 }

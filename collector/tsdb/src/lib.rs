@@ -24,6 +24,7 @@ pub mod promblock;
 pub mod query;
 pub mod records;
 mod replay;
+pub mod sealed;
 pub mod wal;
 
 pub use analyze::analyze;

@@ -72,26 +72,33 @@ fn cut_head(sh: &Shared) -> io::Result<()> {
     }
 }
 
-/// Writes a WAL checkpoint of the current head and drops older segments.
+/// Writes a WAL checkpoint of the current head and drops older segments. Records are framed
+/// and written about 1 MiB at a time: a whole head's worth in one buffer was a transient of
+/// tens of MiB at every head cut (issue 7's benchmark), which the allocator may keep.
 pub fn checkpoint(sh: &Shared) -> io::Result<()> {
     let seg = {
         let _c = lock(&sh.commit);
         sh.wal.start_checkpoint()?
     };
-    let mut buf = Vec::new();
-    for s in &sh.head.all_series() {
-        if !s.logged.load(Ordering::Relaxed) {
-            continue;
+    let series = sh.head.all_series();
+    let mut rest = series.iter().filter(|s| s.logged.load(Ordering::Relaxed));
+    let parts = std::iter::from_fn(|| {
+        let mut buf = Vec::with_capacity(1 << 20);
+        for s in rest.by_ref() {
+            let l = sh.head.labels_of(s);
+            frame(&mut buf, &records::series([(s.id, &l)]));
+            let samples = lock(&s.data).samples(i64::MIN, i64::MAX);
+            if !samples.is_empty() {
+                let (ts, vs): (Vec<i64>, Vec<f64>) = samples.into_iter().unzip();
+                frame(&mut buf, &records::chunk(s.id, &packed::encode(&ts, &vs)));
+            }
+            if buf.len() >= (1 << 20) - (64 << 10) {
+                break;
+            }
         }
-        let l = sh.head.labels_of(s);
-        frame(&mut buf, &records::series([(s.id, &l)]));
-        let samples = lock(&s.data).samples(i64::MIN, i64::MAX);
-        if !samples.is_empty() {
-            let (ts, vs): (Vec<i64>, Vec<f64>) = samples.into_iter().unzip();
-            frame(&mut buf, &records::chunk(s.id, &packed::encode(&ts, &vs)));
-        }
-    }
-    sh.wal.finish_checkpoint(seg, &buf)
+        (!buf.is_empty()).then_some(buf)
+    });
+    sh.wal.finish_checkpoint(seg, parts)
 }
 
 /// Merges all series of `blocks` (each sorted by labels) into one stream, deduplicating

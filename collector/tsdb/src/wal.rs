@@ -269,15 +269,20 @@ impl Wal {
         Ok(st.seg)
     }
 
-    /// Writes checkpoint `first_kept` holding `framed` records, which must cover every segment
-    /// before `first_kept`; then deletes those segments and older checkpoints.
-    pub fn finish_checkpoint(&self, first_kept: u32, framed: &[u8]) -> io::Result<()> {
+    /// Writes checkpoint `first_kept` holding the framed records of `parts` (written as they
+    /// come, so the whole checkpoint is never in memory at once), which must cover every
+    /// segment before `first_kept`; then deletes those segments and older checkpoints.
+    pub fn finish_checkpoint(&self, first_kept: u32, parts: impl IntoIterator<Item = Vec<u8>>) -> io::Result<()> {
         let tmp = self.dir.join(format!("checkpoint.{first_kept:08}.tmp"));
         let _ = fs::remove_dir_all(&tmp);
         let res = (|| {
             fs::create_dir_all(&tmp)?;
             let f = File::create(tmp.join(seg_name(0)))?;
-            f.write_all_at(framed, 0)?;
+            let mut off = 0;
+            for part in parts {
+                f.write_all_at(&part, off)?;
+                off += part.len() as u64;
+            }
             self.sync(&f)?;
             fs::rename(&tmp, self.dir.join(format!("checkpoint.{first_kept:08}")))?;
             File::open(&self.dir)?.sync_all()

@@ -19,6 +19,17 @@ impl BitWriter {
         Self { buf, free: 0 }
     }
 
+    /// A writer continuing a stream: `buf` with `free` unused low bits in its last byte (the
+    /// parts [`BitWriter::into_parts`] gave).
+    pub fn resume(buf: Vec<u8>, free: u8) -> Self {
+        Self { buf, free }
+    }
+
+    /// The bytes and the unused low bits of the last one.
+    pub fn into_parts(self) -> (Vec<u8>, u8) {
+        (self.buf, self.free)
+    }
+
     /// Adds a zero byte, growing by ~1/8 instead of doubling: head chunks live long, and
     /// doubling would leave up to half of each one unused.
     fn push_byte(&mut self) {
@@ -86,6 +97,11 @@ impl BitWriter {
     /// Consumes the writer.
     pub fn into_bytes(self) -> Vec<u8> {
         self.buf
+    }
+
+    /// Bytes allocated for the buffer (at least [`BitWriter::bytes`]'s length).
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
     }
 
     /// Number of bits written.

@@ -7,7 +7,11 @@ use super::bits::{BitReader, BitWriter};
 /// Incremental writer of a Gorilla chunk; the head's open chunk.
 #[derive(Debug, Clone)]
 pub struct XorAppender {
-    w: BitWriter,
+    /// Encoded bytes and the unused low bits of the last byte: a [`BitWriter`]'s parts, kept
+    /// apart so the bit count packs with the small fields below (the head holds one
+    /// appender per series; see `head::tests::series_struct_stays_within_a_128_byte_allocation`).
+    buf: Vec<u8>,
+    free: u8,
     n: u16,
     t: i64,
     t_delta: i64,
@@ -25,7 +29,7 @@ impl Default for XorAppender {
 impl XorAppender {
     /// An empty chunk.
     pub fn new() -> Self {
-        Self { w: BitWriter::from_bytes(vec![0, 0]), n: 0, t: 0, t_delta: 0, v_bits: 0, leading: 0xff, trailing: 0 }
+        Self { buf: vec![0, 0], free: 0, n: 0, t: 0, t_delta: 0, v_bits: 0, leading: 0xff, trailing: 0 }
     }
 
     /// Number of samples.
@@ -43,6 +47,14 @@ impl XorAppender {
         self.t
     }
 
+    /// Timestamp of the first sample (`None` when empty): a varint right after the count.
+    pub fn first_t(&self) -> Option<i64> {
+        if self.n == 0 {
+            return None;
+        }
+        super::bits::get_varint(&self.buf, &mut 2)
+    }
+
     /// Bit pattern of the last value.
     pub fn last_v_bits(&self) -> u64 {
         self.v_bits
@@ -50,58 +62,64 @@ impl XorAppender {
 
     /// Encoded bytes (header + stream).
     pub fn bytes(&self) -> &[u8] {
-        self.w.bytes()
+        &self.buf
+    }
+
+    /// Bytes allocated for the encoded stream.
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
     }
 
     /// Appends a sample; the caller guarantees `t` is after the previous one.
     pub fn append(&mut self, t: i64, v: f64) {
         let bits = v.to_bits();
+        let mut w = BitWriter::resume(std::mem::take(&mut self.buf), self.free);
         match self.n {
             0 => {
-                self.w.write_varint(t);
-                self.w.write_bits(bits, 64);
+                w.write_varint(t);
+                w.write_bits(bits, 64);
             }
             1 => {
                 self.t_delta = t.wrapping_sub(self.t);
-                self.w.write_uvarint(self.t_delta as u64);
-                self.write_xor(bits);
+                w.write_uvarint(self.t_delta as u64);
+                self.write_xor(&mut w, bits);
             }
             _ => {
                 let delta = t.wrapping_sub(self.t);
                 let dod = delta.wrapping_sub(self.t_delta);
-                write_dod(&mut self.w, dod);
+                write_dod(&mut w, dod);
                 self.t_delta = delta;
-                self.write_xor(bits);
+                self.write_xor(&mut w, bits);
             }
         }
+        (self.buf, self.free) = w.into_parts();
         self.t = t;
         self.v_bits = bits;
         self.n += 1;
-        let n = self.n.to_be_bytes();
-        self.w.bytes_mut()[..2].copy_from_slice(&n);
+        self.buf[..2].copy_from_slice(&self.n.to_be_bytes());
     }
 
-    fn write_xor(&mut self, bits: u64) {
+    fn write_xor(&mut self, w: &mut BitWriter, bits: u64) {
         let x = bits ^ self.v_bits;
         if x == 0 {
-            self.w.write_bit(false);
+            w.write_bit(false);
             return;
         }
-        self.w.write_bit(true);
+        w.write_bit(true);
         let leading = (x.leading_zeros() as u8).min(31);
         let trailing = x.trailing_zeros() as u8;
         if self.leading != 0xff && leading >= self.leading && trailing >= self.trailing {
-            self.w.write_bit(false);
+            w.write_bit(false);
             let sig = 64 - u32::from(self.leading) - u32::from(self.trailing);
-            self.w.write_bits(x >> self.trailing, sig);
+            w.write_bits(x >> self.trailing, sig);
         } else {
             self.leading = leading;
             self.trailing = trailing;
-            self.w.write_bit(true);
-            self.w.write_bits(u64::from(leading), 5);
+            w.write_bit(true);
+            w.write_bits(u64::from(leading), 5);
             let sig = 64 - u32::from(leading) - u32::from(trailing);
-            self.w.write_bits(u64::from(sig), 6);
-            self.w.write_bits(x >> trailing, sig);
+            w.write_bits(u64::from(sig), 6);
+            w.write_bits(x >> trailing, sig);
         }
     }
 }
@@ -162,16 +180,13 @@ impl XorValues {
 /// Encodes `values` after the first with the Gorilla XOR scheme into `w`.
 pub fn write_xor_values(w: &mut BitWriter, values: &[u64]) {
     let mut enc = XorAppender::new();
-    // Reuse the appender's XOR state machine on a scratch writer would copy; instead inline.
-    enc.w = std::mem::take(w);
     if let Some((&first, rest)) = values.split_first() {
         enc.v_bits = first;
         for &b in rest {
-            enc.write_xor(b);
+            enc.write_xor(w, b);
             enc.v_bits = b;
         }
     }
-    *w = enc.w;
 }
 
 /// Iterates the samples of a Prometheus-format XOR chunk.
