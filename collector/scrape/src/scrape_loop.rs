@@ -22,6 +22,12 @@ use crate::target::{Labels, ScrapeTarget, start_offset_ms};
 /// huge exposition does not hold up the scheduling of other targets.
 const BLOCKING_BODY_BYTES: usize = 1 << 20;
 
+/// A body buffer up to this capacity is kept between scrapes; a larger one is freed after the
+/// scrape and allocated again, at the size of the last body, when the next scrape starts. A
+/// target's buffer is thus held only while it is being scraped (≈ 100 KB × 100 targets of
+/// mostly idle memory otherwise), for one allocation per scrape.
+const KEEP_BODY_BUFFER: usize = 16 << 10;
+
 /// What the manager wants a loop to do.
 #[derive(Clone)]
 pub(crate) enum Mode {
@@ -63,6 +69,8 @@ const REPORT_NAMES: [&str; 5] = [
 struct LoopState {
     cache: SeriesCache,
     buf: Vec<u8>,
+    /// Length of the last body read in full: the capacity to reserve for the next one.
+    body_hint: usize,
     report_labels: Vec<Labels>,
     /// Sample timestamp of the last scrape, if any.
     last_scrape: Option<i64>,
@@ -98,6 +106,7 @@ pub(crate) async fn run(ctx: LoopCtx) {
     let mut st = LoopState {
         cache: SeriesCache::default(),
         buf: Vec::new(),
+        body_hint: 0,
         report_labels: report_labels(&target),
         last_scrape: None,
     };
@@ -269,6 +278,7 @@ async fn scrape_once(ctx: &LoopCtx, st: &mut LoopState, target: &Arc<ScrapeTarge
         Err(Ok(cause)) => Err(ScrapeError::Http { url: crate::client::redact_url(&target.url), cause }),
         Ok(client) => {
             let deadline = ctx.clock.now_ms() + timeout_ms;
+            reserve_body(&mut st.buf, st.body_hint, target.limits.effective_body_size_limit());
             tokio::select! {
                 r = fetch(&client, target, &mut st.buf) => r,
                 () = ctx.clock.sleep_until(deadline) => Err(ScrapeError::Timeout {
@@ -280,6 +290,9 @@ async fn scrape_once(ctx: &LoopCtx, st: &mut LoopState, target: &Arc<ScrapeTarge
     };
     ctx.metrics.peak_body_buffer.fetch_max(st.buf.capacity() as u64, Ordering::Relaxed);
     let body_bytes = if fetched.is_ok() { st.buf.len() } else { 0 };
+    if fetched.is_ok() {
+        st.body_hint = body_bytes;
+    }
 
     let mut counts = Counts::default();
     let (mut app, result) = match fetched {
@@ -312,7 +325,7 @@ async fn scrape_once(ctx: &LoopCtx, st: &mut LoopState, target: &Arc<ScrapeTarge
         result = Err(ScrapeError::Storage(e.to_string()));
     }
     st.last_scrape = Some(t);
-    shrink(&mut st.buf);
+    release_body(&mut st.buf);
     record(ctx, target, &result, &counts, t, duration, body_bytes);
 }
 
@@ -346,14 +359,22 @@ async fn process(
     (app, r)
 }
 
-/// Keeps the body buffer near the size of recent bodies.
-fn shrink(buf: &mut Vec<u8>) {
-    let keep = (buf.len() + buf.len() / 4).max(4096);
-    if buf.capacity() > 2 * keep {
+/// Reserves room for a body like the last one (plus 1/8 for growth), never past `limit`.
+fn reserve_body(buf: &mut Vec<u8>, hint: usize, limit: usize) {
+    let want = (hint + hint / 8).min(limit);
+    if want > buf.capacity() {
         buf.clear();
-        buf.shrink_to(keep);
+        buf.reserve_exact(want);
     }
-    buf.clear();
+}
+
+/// Frees the body buffer between scrapes unless it is small.
+fn release_body(buf: &mut Vec<u8>) {
+    if buf.capacity() > KEEP_BODY_BUFFER {
+        *buf = Vec::new();
+    } else {
+        buf.clear();
+    }
 }
 
 fn record(
@@ -392,4 +413,29 @@ fn record(
     s.scrapes += 1;
     s.last_samples_scraped = counts.scraped;
     s.last_body_bytes = body_bytes;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{KEEP_BODY_BUFFER, release_body, reserve_body};
+
+    #[test]
+    fn body_buffer_is_freed_between_scrapes_and_reserved_from_the_last_body() {
+        let mut buf = Vec::new();
+        reserve_body(&mut buf, 100_000, 1 << 20);
+        assert!(buf.capacity() >= 112_500, "room for the last body and growth: {}", buf.capacity());
+        buf.resize(100_000, b'x');
+        release_body(&mut buf);
+        assert_eq!(buf.capacity(), 0, "a large buffer is not held between scrapes");
+        buf.reserve(100);
+        release_body(&mut buf);
+        assert!(buf.is_empty() && buf.capacity() > 0 && buf.capacity() <= KEEP_BODY_BUFFER, "a small one is kept");
+    }
+
+    #[test]
+    fn body_reservation_never_passes_the_size_limit() {
+        let mut buf = Vec::new();
+        reserve_body(&mut buf, 5000, 4096);
+        assert!(buf.capacity() >= 4096 && buf.capacity() < 5000, "{}", buf.capacity());
+    }
 }
