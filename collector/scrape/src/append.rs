@@ -6,6 +6,11 @@
 //! It also remembers which series the last successful scrape stored, to write staleness
 //! markers for those that disappear — as Prometheus' scrape cache does.
 //!
+//! Once the storage holds a series and gave a reference to it, the entry forgets the final
+//! labels (the storage has them): should the reference go stale (the TSDB head was truncated),
+//! they are computed again from the key and the target, which has not changed meanwhile (a
+//! change of target labels or relabeling goes through [`SeriesCache::invalidate_labels`]).
+//!
 //! Entries are kept in the order the last successful scrape exposed them: targets expose the
 //! same series in the same order every time, so the fast path compares each line with the next
 //! entry first and only hashes and looks the line up when that is not it.
@@ -44,9 +49,20 @@ pub struct Counts {
     pub refused: AppendCounts,
 }
 
+/// An entry's final labels.
+enum Final {
+    /// Metric relabeling drops the series.
+    Dropped,
+    /// Kept, packed: until the storage gives a reference, or for a series kept only for its
+    /// staleness marker after [`SeriesCache::invalidate_labels`].
+    Packed(Packed),
+    /// The storage holds the series (`sref` is set): computed again from the key if needed.
+    Stored,
+}
+
 struct Entry {
-    /// Final labels, or `None` when metric relabeling drops the series.
-    labels: Option<Packed>,
+    /// Final labels.
+    labels: Final,
     /// Seen in the scrape being processed.
     seen_now: bool,
     /// Created by the scrape being processed.
@@ -165,11 +181,22 @@ impl SeriesCache {
     /// Forgets every cached label set (after the target's honor flags or relabeling changed).
     /// Series of the last successful scrape are kept, under keys no exposition produces, so
     /// they still get a staleness marker at the next successful scrape unless re-created.
-    pub fn invalidate_labels(&mut self) {
+    /// `old` is the target as it was, to compute labels the entries no longer keep.
+    pub fn invalidate_labels(&mut self, old_target: &ScrapeTarget) {
         self.comments = None;
         let old = std::mem::take(&mut self.entries);
         self.entries.reserve(old.len());
-        for (i, e) in old.into_values().filter(|e| e.tracked_prev && e.labels.is_some()).enumerate() {
+        let kept = old.into_iter().filter(|(_, e)| e.tracked_prev).filter_map(|(k, mut e)| {
+            if matches!(e.labels, Final::Stored) {
+                // Another target will not produce them: keep them for the marker.
+                e.labels = match recompute(old_target, &k) {
+                    Ok(Some(l)) => Final::Packed(Packed::pack(&l)),
+                    Ok(None) | Err(_) => Final::Dropped,
+                };
+            }
+            (!matches!(e.labels, Final::Dropped)).then_some(e)
+        });
+        for (i, e) in kept.enumerate() {
             // Real keys start with a metric name, which is UTF-8 and so never holds 0xff.
             let mut k = b"\xff\xffstale".to_vec();
             k.extend_from_slice(&i.to_le_bytes());
@@ -205,7 +232,7 @@ impl SeriesCache {
         }
         if format == Format::Text && self.comments.is_some() && self.fast_backoff == 0 {
             if self.append_fast(target, body, t_ms, app, counts).is_some() {
-                self.finish_success(app, t_ms);
+                self.finish_success(target, app, t_ms);
                 return Ok(());
             }
             // Start over with the parser. Samples the fast path already appended are appended
@@ -227,7 +254,7 @@ impl SeriesCache {
             use std::hash::BuildHasher as _;
             self.comments = Some(crate::fast::comments_hash(body, SeededState::default().build_hasher()));
         }
-        self.finish_success(app, t_ms);
+        self.finish_success(target, app, t_ms);
         Ok(())
     }
 
@@ -267,25 +294,21 @@ impl SeriesCache {
             let pos = u32::try_from(c.scraped).unwrap_or(u32::MAX);
             c.scraped += 1;
             let explicit_ts = if target.honor_timestamps { s.timestamp_ms } else { None };
-            let entry = &mut self.entries[index];
+            let (key, entry) = self.entries.get_index_mut(index)?;
             if entry.seen_now && explicit_ts.is_none() {
                 return None;
             }
             entry.seen_now = true;
             entry.pos = pos;
-            let Some(labels) = &entry.labels else { continue };
+            if matches!(entry.labels, Final::Dropped) {
+                continue;
+            }
             c.post_relabel += 1;
             if limit > 0 && c.post_relabel > limit {
                 return None;
             }
             let t = explicit_ts.unwrap_or(t_ms);
-            let appended = match entry.sref.as_ref().and_then(|r| app.append_ref(r, t, s.value)) {
-                Some(r) => r,
-                None => app.append_get_ref(labels.unpack_into(&mut self.scratch), t, s.value).map(|r| {
-                    entry.sref = r;
-                }),
-            };
-            match appended {
+            match append_entry(target, key, entry, &mut self.scratch, app, t, s.value) {
                 Ok(()) => entry.tracked_now = explicit_ts.is_none(),
                 Err(AppendError::OutOfOrder) => c.refused.out_of_order += 1,
                 Err(AppendError::Duplicate) => c.refused.duplicate += 1,
@@ -316,7 +339,11 @@ impl SeriesCache {
                 let explicit_ts = if target.honor_timestamps { s.timestamp_ms } else { None };
                 let entry = if let Some(e) = self.entries.get_mut(self.key.as_slice()) {
                     if e.seen_now && explicit_ts.is_none() {
-                        let labels = e.labels.as_ref().map_or_else(|| exposed_labels(&name, &s.labels), Packed::to_vec);
+                        let labels = match &e.labels {
+                            Final::Packed(p) => p.to_vec(),
+                            Final::Stored => recompute(target, &self.key).ok().flatten().unwrap_or_default(),
+                            Final::Dropped => exposed_labels(&name, &s.labels),
+                        };
                         return Err(ScrapeError::DuplicateSeries(series_string(&labels)));
                     }
                     e.seen_now = true;
@@ -325,7 +352,7 @@ impl SeriesCache {
                 } else {
                     let labels = final_labels(target, &name, &s.labels)?;
                     let e = Entry {
-                        labels: labels.as_deref().map(Packed::pack),
+                        labels: labels.as_deref().map_or(Final::Dropped, |l| Final::Packed(Packed::pack(l))),
                         seen_now: true,
                         created_now: true,
                         tracked_now: false,
@@ -335,7 +362,9 @@ impl SeriesCache {
                     };
                     self.entries.entry(self.key.clone().into_boxed_slice()).or_insert(e)
                 };
-                let Some(labels) = &entry.labels else { continue };
+                if matches!(entry.labels, Final::Dropped) {
+                    continue;
+                }
                 c.post_relabel += 1;
                 if limit > 0 && c.post_relabel > limit {
                     // Keep counting, as Prometheus does, to report the true number.
@@ -346,13 +375,7 @@ impl SeriesCache {
                     continue;
                 }
                 let t = explicit_ts.unwrap_or(t_ms);
-                let appended = match entry.sref.as_ref().and_then(|r| app.append_ref(r, t, s.value)) {
-                    Some(r) => r,
-                    None => app.append_get_ref(labels.unpack_into(&mut self.scratch), t, s.value).map(|r| {
-                        entry.sref = r;
-                    }),
-                };
-                match appended {
+                match append_entry(target, &self.key, entry, &mut self.scratch, app, t, s.value) {
                     Ok(()) => {
                         entry.tracked_now = explicit_ts.is_none();
                         if entry.created_now {
@@ -376,16 +399,14 @@ impl SeriesCache {
 
     /// After a successful scrape: markers for the series that disappeared, then the cache
     /// keeps exactly this scrape's series, in this scrape's order.
-    fn finish_success(&mut self, app: &mut dyn Appender, t_ms: i64) {
+    fn finish_success(&mut self, target: &ScrapeTarget, app: &mut dyn Appender, t_ms: i64) {
         let scratch = &mut self.scratch;
         let mut last_pos = None;
         let mut in_order = true;
-        self.entries.retain(|_, e| {
+        self.entries.retain(|k, e| {
             if !e.seen_now {
-                if e.tracked_prev
-                    && let Some(labels) = &e.labels
-                {
-                    append_marker(app, labels.unpack_into(scratch), t_ms);
+                if e.tracked_prev {
+                    append_marker(target, k, e, scratch, app, t_ms);
                 }
                 return false;
             }
@@ -406,14 +427,12 @@ impl SeriesCache {
     /// After a failed scrape (nothing of it committed): markers for every series of the last
     /// successful scrape, since the target's series are gone for now. The cache keeps its
     /// label sets but forgets what this scrape created.
-    pub fn fail(&mut self, app: &mut dyn Appender, t_ms: i64) {
+    pub fn fail(&mut self, target: &ScrapeTarget, app: &mut dyn Appender, t_ms: i64) {
         self.comments = None;
         let scratch = &mut self.scratch;
-        self.entries.retain(|_, e| {
-            if e.tracked_prev
-                && let Some(labels) = &e.labels
-            {
-                append_marker(app, labels.unpack_into(scratch), t_ms);
+        self.entries.retain(|k, e| {
+            if e.tracked_prev {
+                append_marker(target, k, e, scratch, app, t_ms);
             }
             let keep = !e.created_now;
             e.tracked_prev = false;
@@ -431,18 +450,100 @@ impl SeriesCache {
     }
 
     /// The target went away: markers for the series of the last successful scrape.
-    pub fn mark_all_stale(&mut self, app: &mut dyn Appender, t_ms: i64) {
-        self.fail(app, t_ms);
+    pub fn mark_all_stale(&mut self, target: &ScrapeTarget, app: &mut dyn Appender, t_ms: i64) {
+        self.fail(target, app, t_ms);
     }
 }
 
-fn append_marker(app: &mut dyn Appender, labels: &[(String, String)], t_ms: i64) {
+/// Appends a sample of the entry under `key`: by reference, else by its labels (computed again
+/// if the entry does not keep them). Once the storage gives a reference the entry stops keeping
+/// its labels.
+fn append_entry(
+    target: &ScrapeTarget,
+    key: &[u8],
+    e: &mut Entry,
+    scratch: &mut Labels,
+    app: &mut dyn Appender,
+    t_ms: i64,
+    v: f64,
+) -> Result<(), AppendError> {
+    if let Some(r) = e.sref.as_ref().and_then(|r| app.append_ref(r, t_ms, v)) {
+        return r;
+    }
+    let labels = match entry_labels(target, key, &e.labels, scratch) {
+        Ok(Some(l)) => l,
+        Ok(None) => return Ok(()),
+        Err(err) => return Err(AppendError::Storage(err.to_string())),
+    };
+    let r = app.append_get_ref(labels, t_ms, v)?;
+    if r.is_some() {
+        e.labels = Final::Stored;
+        e.sref = r;
+    }
+    Ok(())
+}
+
+/// Appends a staleness marker for the entry under `key` (by reference when it is still valid).
+fn append_marker(
+    target: &ScrapeTarget,
+    key: &[u8],
+    e: &Entry,
+    scratch: &mut Labels,
+    app: &mut dyn Appender,
+    t_ms: i64,
+) {
+    let appended = if let Some(r) = e.sref.as_ref().and_then(|r| app.append_ref(r, t_ms, stale_nan())) {
+        r
+    } else {
+        match entry_labels(target, key, &e.labels, scratch) {
+            Ok(Some(labels)) => app.append(labels, t_ms, stale_nan()),
+            Ok(None) => return,
+            Err(err) => {
+                tracing::warn!(error = %err, "computing the labels of a staleness marker");
+                return;
+            }
+        }
+    };
     // A marker older than a newer sample (the target came back) is refused: that is fine.
-    if let Err(e) = app.append(labels, t_ms, stale_nan())
+    if let Err(e) = appended
         && !e.is_per_sample()
     {
         tracing::warn!(error = %e, "appending a staleness marker");
     }
+}
+
+/// The final labels of an entry under `key`, in `scratch`; `None` when relabeling drops it.
+fn entry_labels<'a>(
+    target: &ScrapeTarget,
+    key: &[u8],
+    labels: &Final,
+    scratch: &'a mut Labels,
+) -> Result<Option<&'a [(String, String)]>, ScrapeError> {
+    Ok(match labels {
+        Final::Packed(p) => Some(p.unpack_into(scratch)),
+        Final::Stored => recompute(target, key)?.map(|l| {
+            *scratch = l;
+            &scratch[..]
+        }),
+        Final::Dropped => None,
+    })
+}
+
+/// The final labels of the series under cache key `key` (see [`build_key`]), computed again
+/// for `target` without the label limits (the series passed them when it was first seen).
+fn recompute(target: &ScrapeTarget, key: &[u8]) -> Result<Option<Labels>, ScrapeError> {
+    let mut parts = key.split(|&b| b == 0xff);
+    let name = String::from_utf8_lossy(parts.next().unwrap_or_default());
+    let exposed: Labels = parts
+        .map(|p| {
+            let (n, v) = p.split_at(p.iter().position(|&b| b == 0xfe).unwrap_or(p.len()));
+            (
+                String::from_utf8_lossy(n).into_owned(),
+                String::from_utf8_lossy(v.get(1..).unwrap_or_default()).into_owned(),
+            )
+        })
+        .collect();
+    merged_labels(target, &name, &exposed)
 }
 
 /// The name a sample carries in the exposition: the family name plus its suffix, except that
@@ -488,6 +589,19 @@ pub(crate) fn final_labels(
     name: &str,
     exposed: &[(String, String)],
 ) -> Result<Option<Labels>, ScrapeError> {
+    let out = merged_labels(target, name, exposed)?;
+    if let Some(l) = &out {
+        check_label_limits(target, l)?;
+    }
+    Ok(out)
+}
+
+/// [`final_labels`] without the label limits.
+fn merged_labels(
+    target: &ScrapeTarget,
+    name: &str,
+    exposed: &[(String, String)],
+) -> Result<Option<Labels>, ScrapeError> {
     let mut out = exposed_labels(name, exposed);
     let n_exposed = out.len();
     let mut conflicts: Vec<(String, String)> = Vec::new();
@@ -524,7 +638,6 @@ pub(crate) fn final_labels(
             return Err(ScrapeError::MissingName(series_string(&out)));
         }
     }
-    check_label_limits(target, &out)?;
     Ok(Some(out))
 }
 

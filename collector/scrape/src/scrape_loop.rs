@@ -193,7 +193,7 @@ async fn apply_mode(
         Mode::Shutdown | Mode::Exited => return Flow::Stop,
     };
     if !new.same_series_shape(target) {
-        st.cache.invalidate_labels();
+        st.cache.invalidate_labels(target);
     }
     if new.interval != target.interval {
         *next = first_tick(ctx.clock.as_ref(), ctx.key_hash, ctx.offset_seed, &new);
@@ -239,7 +239,7 @@ async fn drain(
             }
         }
         let mut app = ctx.storage.appender();
-        st.cache.mark_all_stale(app.as_mut(), stale_time);
+        st.cache.mark_all_stale(target, app.as_mut(), stale_time);
         for labels in &st.report_labels {
             let _ = app.append(labels, stale_time, stale_nan());
         }
@@ -303,7 +303,7 @@ async fn scrape_once(ctx: &LoopCtx, st: &mut LoopState, target: &Arc<ScrapeTarge
         // Nothing of a failed scrape is stored: start over with markers for its old series.
         app.rollback();
         app = ctx.storage.appender();
-        st.cache.fail(app.as_mut(), t);
+        st.cache.fail(target, app.as_mut(), t);
         if !matches!(e, ScrapeError::SampleLimit { .. }) {
             counts = Counts { scraped: counts.scraped, ..Counts::default() };
         }

@@ -35,7 +35,7 @@ fn scrape(
         Err(e) => {
             app.rollback();
             let mut app = store.appender();
-            cache.fail(app.as_mut(), ts);
+            cache.fail(t, app.as_mut(), ts);
             app.commit().unwrap();
             Err(e)
         }
@@ -228,11 +228,12 @@ fn changed_relabeling_marks_series_it_no_longer_produces() {
     let (store, mut cache) = (MemStorage::new(), SeriesCache::default());
     let mut t = tgt();
     scrape(&mut cache, &store, &t, "a 1\n", 1000).unwrap();
+    let old = t.clone();
     t.metric_relabel = Some(Arc::new(|labels: &mut Vec<(String, String)>| {
         labels.push(("v".into(), "2".into()));
         true
     }));
-    cache.invalidate_labels();
+    cache.invalidate_labels(&old);
     scrape(&mut cache, &store, &t, "a 2\n", 2000).unwrap();
     let s = store.series("a");
     assert_eq!(s.len(), 2);
@@ -289,4 +290,131 @@ fn reordered_and_inserted_series_keep_their_samples() {
         let stale = samples.iter().filter(|(_, v)| is_stale_nan(*v)).count();
         assert_eq!(stale, usize::from(i == 1), "series i={i}: one marker when it disappeared");
     }
+}
+
+/// A store that hands out references and invalidates them all on `truncate`, as the TSDB head
+/// does when it is truncated.
+#[derive(Clone, Default)]
+struct RefStore {
+    inner: MemStorage,
+    generation: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl RefStore {
+    fn truncate(&self) {
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+struct RefAppender {
+    inner: Box<dyn crate::Appender + Send>,
+    generation: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl crate::Appender for RefAppender {
+    fn append(&mut self, labels: &[(String, String)], t_ms: i64, v: f64) -> Result<(), crate::AppendError> {
+        self.inner.append(labels, t_ms, v)
+    }
+
+    fn append_get_ref(
+        &mut self,
+        labels: &[(String, String)],
+        t_ms: i64,
+        v: f64,
+    ) -> Result<Option<crate::SeriesRef>, crate::AppendError> {
+        self.inner.append(labels, t_ms, v)?;
+        let g = self.generation.load(std::sync::atomic::Ordering::Relaxed);
+        Ok(Some(Arc::new((labels.to_vec(), g))))
+    }
+
+    fn append_ref(&mut self, r: &crate::SeriesRef, t_ms: i64, v: f64) -> Option<Result<(), crate::AppendError>> {
+        let (labels, g) = r.downcast_ref::<(Labels, u64)>()?;
+        (*g == self.generation.load(std::sync::atomic::Ordering::Relaxed)).then(|| self.inner.append(labels, t_ms, v))
+    }
+
+    fn commit(self: Box<Self>) -> Result<(), crate::AppendError> {
+        self.inner.commit()
+    }
+
+    fn rollback(self: Box<Self>) {
+        self.inner.rollback();
+    }
+}
+
+impl Appendable for RefStore {
+    fn appender(&self) -> Box<dyn crate::Appender + Send> {
+        Box::new(RefAppender { inner: self.inner.appender(), generation: self.generation.clone() })
+    }
+}
+
+fn scrape_ref(cache: &mut SeriesCache, store: &RefStore, t: &ScrapeTarget, body: &str, ts: i64) -> bool {
+    let mut app = store.appender();
+    let mut c = Counts::default();
+    if cache.append(t, body.as_bytes(), Format::Text, ts, app.as_mut(), &mut c).is_ok() {
+        app.commit().unwrap();
+        true
+    } else {
+        app.rollback();
+        let mut app = store.appender();
+        cache.fail(t, app.as_mut(), ts);
+        app.commit().unwrap();
+        false
+    }
+}
+
+/// The cache forgets a series' final labels once the storage holds it: after the storage
+/// invalidated its references they are computed again (target labels, `exported_`, metric
+/// relabeling), for samples and for staleness markers alike.
+#[test]
+fn labels_are_computed_again_after_the_storage_invalidates_its_references() {
+    let store = RefStore::default();
+    let mut cache = SeriesCache::default();
+    let mut t = tgt();
+    t.metric_relabel = Some(Arc::new(|labels: &mut Vec<(String, String)>| {
+        labels.push(("r".into(), "1".into()));
+        labels.iter().all(|(_, v)| v != "drop")
+    }));
+    let body = "m{job=\"exp\",a=\"1\"} 1\nn 2\nd{x=\"drop\"} 3\n";
+    assert!(scrape_ref(&mut cache, &store, &t, body, 1000));
+    store.truncate();
+    // Still through the fast path (same comments), then by recomputed labels.
+    assert!(scrape_ref(&mut cache, &store, &t, "m{job=\"exp\",a=\"1\"} 4\nn 5\nd{x=\"drop\"} 6\n", 2000));
+    store.truncate();
+    // `n` is gone: its marker needs its labels.
+    assert!(scrape_ref(&mut cache, &store, &t, "m{job=\"exp\",a=\"1\"} 7\n", 3000));
+    store.truncate();
+    // A failed scrape: markers for the last scrape's series.
+    assert!(!scrape_ref(&mut cache, &store, &t, "m{job=\"exp\",a=\"1\"} 7\nm{job=\"exp\",a=\"1\"} 8\n", 4000));
+    let m = l(&[("__name__", "m"), ("a", "1"), ("exported_job", "exp"), ("instance", "h:1"), ("job", "j"), ("r", "1")]);
+    let n = l(&[("__name__", "n"), ("instance", "h:1"), ("job", "j"), ("r", "1")]);
+    let all = store.inner.select(&[]);
+    assert_eq!(all.iter().map(|s| s.0.clone()).collect::<Vec<_>>(), [m, n], "no series under other labels: {all:?}");
+    let (ms, ns) = (&all[0].1, &all[1].1);
+    assert_eq!(ms[..3], [(1000, 1.0), (2000, 4.0), (3000, 7.0)]);
+    assert!(ms.len() == 4 && ms[3].0 == 4000 && is_stale_nan(ms[3].1), "{ms:?}");
+    assert_eq!(ns[..2], [(1000, 2.0), (2000, 5.0)]);
+    assert!(ns.len() == 3 && ns[2].0 == 3000 && is_stale_nan(ns[2].1), "{ns:?}");
+}
+
+/// Changing the relabeling after the references went stale: the old series are still marked
+/// under their old labels, computed with the old target.
+#[test]
+fn changed_relabeling_after_stale_references_marks_the_old_labels() {
+    let store = RefStore::default();
+    let mut cache = SeriesCache::default();
+    let old = tgt();
+    assert!(scrape_ref(&mut cache, &store, &old, "a 1\n", 1000));
+    store.truncate();
+    let mut t = old.clone();
+    t.metric_relabel = Some(Arc::new(|labels: &mut Vec<(String, String)>| {
+        labels.push(("v".into(), "2".into()));
+        true
+    }));
+    cache.invalidate_labels(&old);
+    assert!(scrape_ref(&mut cache, &store, &t, "a 2\n", 2000));
+    let s = store.inner.series("a");
+    assert_eq!(s.len(), 2, "{s:?}");
+    assert_eq!(s[0].0, l(&[("__name__", "a"), ("instance", "h:1"), ("job", "j")]));
+    assert!(s[0].1.len() == 2 && is_stale_nan(s[0].1[1].1), "old labels marked: {s:?}");
+    assert_eq!(s[1].1, [(2000, 2.0)]);
 }
