@@ -34,6 +34,7 @@ pub mod clock;
 pub mod error;
 mod fast;
 pub mod fleet;
+mod hash;
 mod manager;
 mod packed;
 mod scrape_loop;
