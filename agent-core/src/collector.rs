@@ -48,6 +48,13 @@ impl CollectError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, Self::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
     }
+
+    /// "File not found" becomes [`CollectError::NoData`] (the host has none of the thing);
+    /// for `map_err` on reads whose absence is normal.
+    #[must_use]
+    pub fn missing_as_no_data(self) -> Self {
+        if self.is_not_found() { Self::NoData } else { self }
+    }
 }
 
 /// A source of metrics, run once per scrape (possibly on its own thread, possibly timed out).
@@ -307,18 +314,12 @@ pub fn list_dir(path: &Path) -> Result<Vec<String>, CollectError> {
 
 /// Reads a file whose absence means "this host has none" (node_exporter's `ErrNoData`).
 pub fn read_string_or_no_data(path: &Path) -> Result<String, CollectError> {
-    match read_string(path) {
-        Err(e) if e.is_not_found() => Err(CollectError::NoData),
-        other => other,
-    }
+    read_string(path).map_err(CollectError::missing_as_no_data)
 }
 
 /// Lists a directory whose absence means "this host has none" (node_exporter's `ErrNoData`).
 pub fn list_dir_or_no_data(path: &Path) -> Result<Vec<String>, CollectError> {
-    match list_dir(path) {
-        Err(e) if e.is_not_found() => Err(CollectError::NoData),
-        other => other,
-    }
+    list_dir(path).map_err(CollectError::missing_as_no_data)
 }
 
 #[cfg(test)]

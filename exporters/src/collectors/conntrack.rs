@@ -51,15 +51,16 @@ impl Collector for Conntrack {
     }
 
     fn collect(&self, out: &mut Sink) -> Result<(), CollectError> {
-        let count = read_decimal(&self.count).map_err(no_data_if_missing)?;
+        // A missing file means conntrack is not loaded: no data, not an error.
+        let count = read_decimal(&self.count).map_err(CollectError::missing_as_no_data)?;
         out.gauge(
             "node_nf_conntrack_entries",
             "Number of currently allocated flow entries for connection tracking.",
             count as f64,
         );
-        let max = read_decimal(&self.max).map_err(no_data_if_missing)?;
+        let max = read_decimal(&self.max).map_err(CollectError::missing_as_no_data)?;
         out.gauge("node_nf_conntrack_entries_limit", "Maximum size of connection tracking table.", max as f64);
-        let text = read_string(&self.stat).map_err(no_data_if_missing)?;
+        let text = read_string(&self.stat).map_err(CollectError::missing_as_no_data)?;
         let totals = stat_totals(&text).map_err(|m| CollectError::parse(&self.stat, m))?;
         let mut name = String::new();
         for ((_, suffix, help), v) in STATS.iter().zip(totals) {
@@ -70,11 +71,6 @@ impl Collector for Conntrack {
         }
         Ok(())
     }
-}
-
-/// A missing file means conntrack is not loaded: no data, not an error.
-fn no_data_if_missing(e: CollectError) -> CollectError {
-    if e.is_not_found() { CollectError::NoData } else { e }
 }
 
 /// A file holding one decimal unsigned integer (surrounding whitespace allowed).

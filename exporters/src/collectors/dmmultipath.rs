@@ -25,11 +25,7 @@ impl Collector for DmMultipath {
     }
 
     fn collect(&self, out: &mut Sink) -> Result<(), CollectError> {
-        let entries = match list_dir(&self.block) {
-            Ok(e) => e,
-            Err(e) if e.is_not_found() => return Err(CollectError::NoData),
-            Err(e) => return Err(e),
-        };
+        let entries = list_dir_or_no_data(&self.block)?;
         for sysfs_name in entries.iter().filter(|n| n.starts_with("dm-")) {
             let dir = self.block.join(sysfs_name);
             let uuid = match read_trimmed(&dir.join("dm/uuid")) {

@@ -65,11 +65,7 @@ impl Collector for Drbd {
     }
 
     fn collect(&self, out: &mut Sink) -> Result<(), CollectError> {
-        let text = match read_string(&self.path) {
-            Ok(t) => t,
-            Err(e) if e.is_not_found() => return Err(CollectError::NoData),
-            Err(e) => return Err(e),
-        };
+        let text = read_string_or_no_data(&self.path)?;
         let mut device = "unknown".to_owned();
         // Whitespace-separated `key:value` words; `N:` starts device `drbdN`; other words are skipped.
         for word in text.split_ascii_whitespace() {

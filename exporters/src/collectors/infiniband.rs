@@ -184,7 +184,7 @@ impl Collector for InfiniBand {
 
     fn collect(&self, out: &mut Sink) -> Result<(), CollectError> {
         // As upstream: read everything first; a file missing anywhere means "no data".
-        let devices = self.gather().map_err(|e| if e.is_not_found() { CollectError::NoData } else { e })?;
+        let devices = self.gather().map_err(CollectError::missing_as_no_data)?;
         for d in &devices {
             emit(out, d);
         }

@@ -24,11 +24,7 @@ impl Collector for KernelHung {
     }
 
     fn collect(&self, out: &mut Sink) -> Result<(), CollectError> {
-        let n = match read_u64(&self.path) {
-            Ok(n) => n,
-            Err(e) if e.is_not_found() => return Err(CollectError::NoData),
-            Err(e) => return Err(e),
-        };
+        let n = read_u64(&self.path).map_err(CollectError::missing_as_no_data)?;
         out.counter(
             "node_kernel_hung_tasks_total",
             "Total number of tasks that have been detected as hung since the system booted.",

@@ -76,11 +76,7 @@ impl Collector for Xfrm {
     }
 
     fn collect(&self, out: &mut Sink) -> Result<(), CollectError> {
-        let text = match read_string(&self.path) {
-            Ok(t) => t,
-            Err(e) if e.is_not_found() => return Err(CollectError::NoData),
-            Err(e) => return Err(e),
-        };
+        let text = read_string_or_no_data(&self.path)?;
         let mut values = [0.0; STATS.len()];
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             let mut f = line.split_ascii_whitespace();
