@@ -33,27 +33,15 @@ done
 flags=(--collector.disable-defaults)
 for c in "${common[@]}"; do flags+=("--collector.$c"); done
 
-python3 - "$AGENT" "$NE" "$SCRAPES" "$REPS" "${flags[@]}" <<'PY'
+PYTHONPATH=benches python3 - "$AGENT" "$NE" "$SCRAPES" "$REPS" "${flags[@]}" <<'PY'
 import os, socket, statistics, subprocess, sys, time, urllib.request
+from benchlib import free_port, cpu_ticks, rss
 
 agent, ne, scrapes, reps, flags = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5:]
 HZ = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
           "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
-
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
-
-def cpu_ticks(pid):
-    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return int(f[11]) + int(f[12])
-
-def rss(pid):
-    for l in open(f"/proc/{pid}/status"):
-        if l.startswith("VmRSS:"):
-            return int(l.split()[1]) * 1024
-    return 0
 
 def scrape(port):
     req = urllib.request.Request(f"http://127.0.0.1:{port}/metrics",

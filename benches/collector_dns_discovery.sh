@@ -12,14 +12,12 @@ DNSMASQ="$(command -v dnsmasq || echo /usr/sbin/dnsmasq)"
 [ -x "$DNSMASQ" ] || { echo "dnsmasq not installed (apt-get install dnsmasq-base)" >&2; exit 1; }
 cargo build --release -q -p osprey-collector --bin osprey-collector
 BIN="${CARGO_TARGET_DIR:-$PWD/target}/release/osprey-collector"
-python3 - "$BIN" "$DNSMASQ" "$NAMES" "$RECORDS" <<'PY'
+PYTHONPATH=benches python3 - "$BIN" "$DNSMASQ" "$NAMES" "$RECORDS" <<'PY'
 import json, os, socket, subprocess, sys, tempfile, time, urllib.request
+from benchlib import free_port
 
 bin_, dnsmasq, names, records = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 HZ = os.sysconf("SC_CLK_TCK")
-
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 
 d = tempfile.mkdtemp(prefix="osprey-dns-bench-")
 dns_port, web_port = free_port(), free_port()

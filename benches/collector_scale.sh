@@ -29,20 +29,14 @@ ulimit -n "$(ulimit -Hn)"
 cargo build --profile bench -q -p osprey-collector --bin osprey-collector -p osprey-scrape --bin osprey-fleet-sim
 BIN_DIR="${CARGO_TARGET_DIR:-$PWD/target}/release"
 
-python3 - "$BIN_DIR" "$DNSMASQ" "$NAMES" "$RECORDS" "$SERIES" "$MINUTES" <<'PY'
+PYTHONPATH=benches python3 - "$BIN_DIR" "$DNSMASQ" "$NAMES" "$RECORDS" "$SERIES" "$MINUTES" <<'PY'
 import json, os, shutil, socket, subprocess, sys, tempfile, time, urllib.parse, urllib.request
+from benchlib import free_port, cpu_ticks
 
 bin_dir, dnsmasq, names, records, series, minutes = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6])
 HZ = os.sysconf("SC_CLK_TCK")
 want = names * records
 d = tempfile.mkdtemp(prefix="osprey-scale-")
-
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
-
-def cpu_ticks(pid):
-    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return int(f[11]) + int(f[12])
 
 def rss(pid):
     return next(int(l.split()[1]) * 1024 for l in open(f"/proc/{pid}/status") if l.startswith("VmRSS:"))

@@ -24,31 +24,14 @@ PROM="$(command -v prometheus || true)"
 cargo build --profile bench -q -p osprey-collector --bin osprey-collector -p osprey-scrape --bin osprey-fleet-sim
 BIN_DIR="${CARGO_TARGET_DIR:-$PWD/target}/release"
 
-python3 - "$BIN_DIR" "$PROM" "$MINUTES" "$TARGETS" "$SERIES" <<'PY'
+PYTHONPATH=benches python3 - "$BIN_DIR" "$PROM" "$MINUTES" "$TARGETS" "$SERIES" <<'PY'
 import glob, json, os, shutil, socket, subprocess, sys, tempfile, time, urllib.parse, urllib.request
+from benchlib import free_port, cpu_ticks, rss, query
 
 bin_dir, prom, minutes, targets, series = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 HZ = os.sysconf("SC_CLK_TCK")
 d = tempfile.mkdtemp(prefix="osprey-vs-prom-")
 duration = minutes * 60
-
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
-
-def cpu_ticks(pid):
-    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return int(f[11]) + int(f[12])
-
-def rss(pid):
-    for l in open(f"/proc/{pid}/status"):
-        if l.startswith("VmRSS:"):
-            return int(l.split()[1]) * 1024
-    return 0
-
-def query(port, expr):
-    u = f"http://127.0.0.1:{port}/api/v1/query?query=" + urllib.parse.quote(expr)
-    r = json.load(urllib.request.urlopen(u, timeout=30))["data"]["result"]
-    return float(r[0]["value"][1]) if r else 0.0
 
 def self_metric(port, name):
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30).read().decode()

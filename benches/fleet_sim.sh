@@ -16,25 +16,13 @@ PROM="$(command -v prometheus || true)"
 cargo build --profile bench -q -p osprey-scrape --bin osprey-fleet-sim
 SIM="${CARGO_TARGET_DIR:-$PWD/target}/release/osprey-fleet-sim"
 
-python3 - "$SIM" "$PROM" "$TARGETS" "$SERIES" "$DURATION" <<'PY'
+PYTHONPATH=benches python3 - "$SIM" "$PROM" "$TARGETS" "$SERIES" "$DURATION" <<'PY'
 import json, os, shutil, socket, subprocess, sys, tempfile, time, urllib.parse, urllib.request
+from benchlib import free_port, cpu_ticks, rss
 
 sim, prom, targets, series, duration = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 HZ = os.sysconf("SC_CLK_TCK")
 d = tempfile.mkdtemp(prefix="fleet-sim-")
-
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
-
-def cpu_ticks(pid):
-    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return int(f[11]) + int(f[12])
-
-def rss(pid):
-    for l in open(f"/proc/{pid}/status"):
-        if l.startswith("VmRSS:"):
-            return int(l.split()[1]) * 1024
-    return 0
 
 def query(port, expr):
     u = f"http://127.0.0.1:{port}/api/v1/query?query=" + urllib.parse.quote(expr)

@@ -16,26 +16,14 @@ cargo build --release -q -p exporters --bin osprey-agent
 TARGET="${CARGO_TARGET_DIR:-$PWD/target}"
 AGENT="$TARGET/release/osprey-agent"
 
-python3 - "$AGENT" "$PE" "$SCRAPES" <<'PY'
+PYTHONPATH=benches python3 - "$AGENT" "$PE" "$SCRAPES" <<'PY'
 import os, shutil, signal, socket, subprocess, sys, tempfile, time, urllib.request
+from benchlib import free_port, cpu_ticks, rss
 
 agent, pe, scrapes = sys.argv[1], sys.argv[2], int(sys.argv[3])
 HZ = os.sysconf("SC_CLK_TCK")
 GROUPS, PER_GROUP = 10, 20
 tmp = tempfile.mkdtemp(prefix="osprey-bench-proc-")
-
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
-
-def cpu_ticks(pid):
-    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return int(f[11]) + int(f[12])
-
-def rss(pid):
-    for l in open(f"/proc/{pid}/status"):
-        if l.startswith("VmRSS:"):
-            return int(l.split()[1]) * 1024
-    return 0
 
 def scrape(port):
     t = time.perf_counter()

@@ -16,14 +16,12 @@ command -v dbus-daemon >/dev/null || { echo "dbus-daemon not installed (apt-get 
 cargo build --release -q -p exporters --bin osprey-agent -p osprey-tests --bin fake-systemd
 TARGET="${CARGO_TARGET_DIR:-$PWD/target}/release"
 
-python3 - "$TARGET" "$NE" "$SCRAPES" "$UNITS" <<'PY'
+PYTHONPATH=benches python3 - "$TARGET" "$NE" "$SCRAPES" "$UNITS" <<'PY'
 import os, shutil, socket, subprocess, sys, tempfile, time, urllib.request
+from benchlib import free_port
 
 target, ne, scrapes, units = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 HZ = os.sysconf("SC_CLK_TCK")
-
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
 
 def cpu(pid):
     f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
