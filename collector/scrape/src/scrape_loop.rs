@@ -15,7 +15,7 @@ use crate::client::{Clients, fetch};
 use crate::clock::Clock;
 use crate::error::{Format, ScrapeError};
 use crate::status::{Health, ScrapeMetrics, TargetStatus};
-use crate::storage::{Appendable, Appender, stale_nan};
+use crate::storage::{AppendError, Appendable, Appender, SeriesRef, stale_nan};
 use crate::target::{Labels, ScrapeTarget, start_offset_ms};
 
 /// Bodies at least this large are parsed and appended on tokio's blocking pool, so that one
@@ -71,12 +71,13 @@ struct LoopState {
     buf: Vec<u8>,
     /// Length of the last body read in full: the capacity to reserve for the next one.
     body_hint: usize,
-    report_labels: Vec<Labels>,
+    /// The synthetic series' labels and storage references (see [`append_synthetic`]).
+    report: Vec<(Labels, Option<SeriesRef>)>,
     /// Sample timestamp of the last scrape, if any.
     last_scrape: Option<i64>,
 }
 
-fn report_labels(target: &ScrapeTarget) -> Vec<Labels> {
+fn report_series(target: &ScrapeTarget) -> Vec<(Labels, Option<SeriesRef>)> {
     REPORT_NAMES
         .iter()
         .map(|name| {
@@ -84,9 +85,25 @@ fn report_labels(target: &ScrapeTarget) -> Vec<Labels> {
                 target.labels.iter().filter(|(n, v)| n != "__name__" && !v.is_empty()).cloned().collect();
             l.push(("__name__".into(), (*name).into()));
             l.sort();
-            l
+            (l, None)
         })
         .collect()
+}
+
+/// Appends a synthetic sample by the series' storage reference while the storage honours it,
+/// by labels otherwise (keeping the new reference): looking five series up by labels on
+/// every scrape cost more than all the scrape's other series lookups together.
+fn append_synthetic(
+    app: &mut dyn Appender,
+    (labels, r): &mut (Labels, Option<SeriesRef>),
+    t: i64,
+    v: f64,
+) -> Result<(), AppendError> {
+    if let Some(res) = r.as_ref().and_then(|r| app.append_ref(r, t, v)) {
+        return res;
+    }
+    *r = None;
+    app.append_get_ref(labels, t, v).map(|new| *r = new)
 }
 
 fn interval_ms(t: &ScrapeTarget) -> i64 {
@@ -107,7 +124,7 @@ pub(crate) async fn run(ctx: LoopCtx) {
         cache: SeriesCache::default(),
         buf: Vec::new(),
         body_hint: 0,
-        report_labels: report_labels(&target),
+        report: report_series(&target),
         last_scrape: None,
     };
     let mut next = ctx.first_tick;
@@ -198,7 +215,7 @@ async fn apply_mode(
     if new.interval != target.interval {
         *next = first_tick(ctx.clock.as_ref(), ctx.key_hash, ctx.offset_seed, &new);
     }
-    st.report_labels = report_labels(&new);
+    st.report = report_series(&new);
     {
         let mut s = ctx.status.lock().expect("status lock");
         s.interval = new.interval;
@@ -240,8 +257,8 @@ async fn drain(
         }
         let mut app = ctx.storage.appender();
         st.cache.mark_all_stale(target, app.as_mut(), stale_time);
-        for labels in &st.report_labels {
-            let _ = app.append(labels, stale_time, stale_nan());
+        for series in &mut st.report {
+            let _ = append_synthetic(app.as_mut(), series, stale_time, stale_nan());
         }
         if let Err(e) = app.commit() {
             tracing::warn!(error = %e, "committing end-of-run staleness markers");
@@ -313,8 +330,8 @@ async fn scrape_once(ctx: &LoopCtx, st: &mut LoopState, target: &Arc<ScrapeTarge
     let values =
         [up, duration.as_secs_f64(), counts.scraped as f64, counts.post_relabel as f64, counts.series_added as f64];
     let mut result = result;
-    for (labels, v) in st.report_labels.iter().zip(values) {
-        if let Err(e) = app.append(labels, t, v)
+    for (series, v) in st.report.iter_mut().zip(values) {
+        if let Err(e) = append_synthetic(app.as_mut(), series, t, v)
             && !e.is_per_sample()
             && result.is_ok()
         {

@@ -371,8 +371,42 @@ pub struct MemSeries {
     pub labels: LabelIds,
     /// Samples.
     pub data: Mutex<SeriesData>,
+    /// [`LOGGED`] and the token of the last appender that staged a sample of the series (0:
+    /// none; see [`MemSeries::mark_staged`]), in one word so the struct stays in 128 bytes.
+    flags: AtomicU32,
+}
+
+/// In [`MemSeries`]' flags: the series' definition is in the WAL (or its checkpoint).
+const LOGGED: u32 = 1 << 31;
+
+impl MemSeries {
     /// Whether the series' definition is in the WAL (or its checkpoint).
-    pub logged: std::sync::atomic::AtomicBool,
+    pub fn is_logged(&self) -> bool {
+        self.flags.load(Ordering::Relaxed) & LOGGED != 0
+    }
+
+    /// Records that the series' definition is in the WAL.
+    pub fn set_logged(&self) {
+        self.flags.fetch_or(LOGGED, Ordering::Relaxed);
+    }
+
+    /// Marks the series as staged by the appender with `token` (below 2^31, not 0) and tells
+    /// whether it already was: lets an appender find the series it staged twice without a
+    /// per-sample map. Only a filter: another appender may have marked it in between.
+    pub fn mark_staged(&self, token: u32) -> bool {
+        let prev = self.flags.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |f| Some((f & LOGGED) | token));
+        prev.is_ok_and(|f| f & !LOGGED == token)
+    }
+}
+
+/// The next appender token for [`MemSeries::mark_staged`] from a counter: 31 bits, never 0.
+pub(crate) fn appender_token(counter: &AtomicU32) -> u32 {
+    loop {
+        let t = counter.fetch_add(1, Ordering::Relaxed) & !LOGGED;
+        if t != 0 {
+            return t;
+        }
+    }
 }
 
 #[derive(Default)]
@@ -390,6 +424,8 @@ pub struct Head {
     pub symbols: Symbols,
     index: RwLock<Index>,
     next_id: AtomicU32,
+    /// Source of appender tokens (see [`MemSeries::mark_staged`]).
+    pub(crate) next_appender: AtomicU32,
     /// Appends before this time are rejected (data already in blocks).
     pub min_valid: AtomicI64,
     /// Smallest timestamp appended since the last truncation.
@@ -421,6 +457,7 @@ impl Head {
             symbols: Symbols::default(),
             index: RwLock::new(Index::default()),
             next_id: AtomicU32::new(1),
+            next_appender: AtomicU32::new(1),
             min_valid: AtomicI64::new(i64::MIN),
             min_t: AtomicI64::new(i64::MAX),
             max_t: AtomicI64::new(i64::MIN),
@@ -475,12 +512,8 @@ impl Head {
             let pos = list.partition_point(|&x| x < id);
             list.insert(pos, id);
         }
-        let s = Arc::new(MemSeries {
-            id,
-            labels: pairs,
-            data: Mutex::new(SeriesData::new()),
-            logged: std::sync::atomic::AtomicBool::new(false),
-        });
+        let s =
+            Arc::new(MemSeries { id, labels: pairs, data: Mutex::new(SeriesData::new()), flags: AtomicU32::new(0) });
         idx.series.insert(id, s.clone());
         if let std::collections::hash_map::Entry::Vacant(e) = idx.by_hash.entry(h) {
             e.insert(id);

@@ -81,7 +81,7 @@ pub fn checkpoint(sh: &Shared) -> io::Result<()> {
         sh.wal.start_checkpoint()?
     };
     let series = sh.head.all_series();
-    let mut rest = series.iter().filter(|s| s.logged.load(Ordering::Relaxed));
+    let mut rest = series.iter().filter(|s| s.is_logged());
     let parts = std::iter::from_fn(|| {
         let mut buf = Vec::with_capacity(1 << 20);
         for s in rest.by_ref() {

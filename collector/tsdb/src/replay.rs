@@ -73,7 +73,7 @@ pub(crate) fn replay(dir: &Path, opts: &Options, head: &Head) -> io::Result<Wal>
                 match records::decode(r) {
                     Some(Record::Series(list)) => {
                         for (id, l) in list {
-                            head.create_with_id(id, &l).logged.store(true, Ordering::Relaxed);
+                            head.create_with_id(id, &l).set_logged();
                         }
                     }
                     Some(Record::Samples(s)) => dispatch(s),

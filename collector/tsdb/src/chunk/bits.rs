@@ -30,53 +30,56 @@ impl BitWriter {
         (self.buf, self.free)
     }
 
-    /// Adds a zero byte, growing by ~1/8 instead of doubling: head chunks live long, and
-    /// doubling would leave up to half of each one unused.
-    fn push_byte(&mut self) {
-        if self.buf.len() == self.buf.capacity() {
-            self.buf.reserve_exact(16 + self.buf.len() / 8);
+    /// Makes room for `n` more bytes, growing by ~1/8 instead of doubling: head chunks live
+    /// long, and doubling would leave up to half of each one unused.
+    fn reserve(&mut self, n: usize) {
+        if self.buf.capacity() - self.buf.len() < n {
+            self.buf.reserve_exact(n.max(16 + self.buf.len() / 8));
         }
-        self.buf.push(0);
     }
 
     /// Appends one bit.
     pub fn write_bit(&mut self, bit: bool) {
-        if self.free == 0 {
-            self.push_byte();
-            self.free = 8;
-        }
-        if bit {
-            let last = self.buf.len() - 1;
-            self.buf[last] |= 1 << (self.free - 1);
-        }
-        self.free -= 1;
+        self.write_bits(u64::from(bit), 1);
     }
 
-    /// Appends the low `n` bits of `v` (n ≤ 64).
+    /// Appends the low `n` bits of `v` (n ≤ 64): the last byte's free bits first, then whole
+    /// bytes at once.
     pub fn write_bits(&mut self, v: u64, n: u32) {
-        let mut n = n;
-        while n > 0 {
-            if self.free == 0 {
-                self.push_byte();
-                self.free = 8;
-            }
-            let take = n.min(u32::from(self.free));
-            let shift = n - take;
-            let chunk = ((v >> shift) & ((1u64 << take) - 1)) as u8;
-            let last = self.buf.len() - 1;
-            self.buf[last] |= chunk << (u32::from(self.free) - take);
-            self.free -= take as u8;
-            n -= take;
+        debug_assert!(n <= 64);
+        if n == 0 {
+            return;
         }
+        let mut n = n;
+        let free = u32::from(self.free);
+        if free > 0 {
+            let last = self.buf.len() - 1;
+            if n <= free {
+                let bits = v & (u64::MAX >> (64 - n));
+                self.buf[last] |= (bits << (free - n)) as u8;
+                self.free -= n as u8;
+                return;
+            }
+            // The top `free` of the `n` bits complete the last byte.
+            self.buf[last] |= ((v >> (n - free)) & ((1 << free) - 1)) as u8;
+            n -= free;
+        }
+        // `n` ≥ 1 bits left: left-align them (dropping the ones already written) and append
+        // the bytes they cover.
+        let bytes = (n as usize).div_ceil(8);
+        self.reserve(bytes);
+        self.buf.extend_from_slice(&(v << (64 - n)).to_be_bytes()[..bytes]);
+        self.free = (bytes * 8 - n as usize) as u8;
     }
 
     /// Appends an unsigned LEB128 varint, 8 bits per byte.
     pub fn write_uvarint(&mut self, v: u64) {
-        let mut tmp = Vec::with_capacity(10);
-        put_uvarint(&mut tmp, v);
-        for b in tmp {
-            self.write_bits(u64::from(b), 8);
+        let mut v = v;
+        while v >= 0x80 {
+            self.write_bits((v & 0x7f) | 0x80, 8);
+            v >>= 7;
         }
+        self.write_bits(v, 8);
     }
 
     /// Appends a zigzag signed varint, 8 bits per byte.
@@ -136,8 +139,29 @@ impl<'a> BitReader<'a> {
         Some(bit)
     }
 
-    /// Reads `n` bits (n ≤ 64).
+    /// Reads `n` bits (n ≤ 64): from one 8-byte big-endian load when 8 bytes are left.
     pub fn read_bits(&mut self, n: u32) -> Option<u64> {
+        debug_assert!(n <= 64);
+        if n == 0 {
+            return Some(0);
+        }
+        let at = self.pos / 8;
+        let off = (self.pos % 8) as u32;
+        if let Some(w) = self.data.get(at..at + 8) {
+            if n + off > 64 {
+                // The bits span nine bytes: read them in two parts.
+                let hi = self.read_bits(n - 32)?;
+                return Some((hi << 32) | self.read_bits(32)?);
+            }
+            let word = u64::from_be_bytes(w.try_into().ok()?);
+            self.pos += n as usize;
+            return Some((word << off) >> (64 - n));
+        }
+        self.read_bits_bytewise(n)
+    }
+
+    /// [`BitReader::read_bits`] a byte at a time, for the last bytes of the data.
+    fn read_bits_bytewise(&mut self, n: u32) -> Option<u64> {
         let mut v: u64 = 0;
         let mut n = n;
         while n > 0 {
@@ -234,6 +258,59 @@ mod tests {
             assert_eq!(r.read_bits(n), Some(v & mask));
         }
         assert_eq!(r.read_varint(), Some(-300));
+    }
+
+    #[test]
+    fn word_writes_equal_bit_by_bit_writes() {
+        // Reference: one bit at a time, most significant first, into whole bytes.
+        let mut reference: Vec<bool> = Vec::new();
+        let mut w = BitWriter::new();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for i in 0..5000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let n = match i % 4 {
+                0 => (x % 65) as u32,
+                1 => 1 + (x % 7) as u32,
+                _ => (x >> 58) as u32,
+            };
+            w.write_bits(x, n);
+            reference.extend((0..n).rev().map(|b| (x >> b) & 1 == 1));
+            assert_eq!(w.bit_len(), reference.len(), "after write {i}");
+        }
+        let want: Vec<u8> = reference
+            .chunks(8)
+            .map(|c| c.iter().enumerate().fold(0u8, |b, (j, &bit)| b | (u8::from(bit) << (7 - j))))
+            .collect();
+        assert_eq!(w.bytes(), &want[..]);
+        // Resuming from parts continues the same stream.
+        let (buf, free) = w.into_parts();
+        let mut w = BitWriter::resume(buf, free);
+        w.write_bits(0b1011, 4);
+        reference.extend([true, false, true, true]);
+        assert_eq!(w.bit_len(), reference.len());
+    }
+
+    #[test]
+    fn word_reads_equal_bytewise_reads_and_stop_at_the_end() {
+        let data: Vec<u8> = (0..40u32).map(|i| (i.wrapping_mul(0x9d) ^ 0x5a) as u8).collect();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for start in 0..24 {
+            let (mut fast, mut slow) = (BitReader::new(&data, start), BitReader::new(&data, start));
+            loop {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let n = (x % 65) as u32;
+                let (a, b) = (fast.read_bits(n), slow.read_bits_bytewise(n));
+                assert_eq!(a, b, "{n} bits at {}", slow.pos());
+                if a.is_none() {
+                    break;
+                }
+                assert_eq!(fast.pos(), slow.pos());
+            }
+        }
     }
 
     #[test]

@@ -102,41 +102,50 @@ impl XorAppender {
     fn write_xor(&mut self, w: &mut BitWriter, bits: u64) {
         let x = bits ^ self.v_bits;
         if x == 0 {
-            w.write_bit(false);
+            w.write_bits(0, 1);
             return;
         }
-        w.write_bit(true);
         let leading = (x.leading_zeros() as u8).min(31);
         let trailing = x.trailing_zeros() as u8;
         if self.leading != 0xff && leading >= self.leading && trailing >= self.trailing {
-            w.write_bit(false);
+            // '10', then the significant bits inside the previous window.
             let sig = 64 - u32::from(self.leading) - u32::from(self.trailing);
-            w.write_bits(x >> self.trailing, sig);
+            let v = x >> self.trailing;
+            if sig <= 62 {
+                w.write_bits((0b10 << sig) | v, sig + 2);
+            } else {
+                w.write_bits(0b10, 2);
+                w.write_bits(v, sig);
+            }
         } else {
+            // '11', 5 bits of leading zeros, 6 bits of length (64 written as 0), the bits.
             self.leading = leading;
             self.trailing = trailing;
-            w.write_bit(true);
-            w.write_bits(u64::from(leading), 5);
             let sig = 64 - u32::from(leading) - u32::from(trailing);
-            w.write_bits(u64::from(sig), 6);
-            w.write_bits(x >> trailing, sig);
+            let head = (0b11 << 11) | (u64::from(leading) << 6) | u64::from(sig & 63);
+            let v = x >> trailing;
+            if sig <= 51 {
+                w.write_bits((head << sig) | v, 13 + sig);
+            } else {
+                w.write_bits(head, 13);
+                w.write_bits(v, sig);
+            }
         }
     }
 }
 
 fn write_dod(w: &mut BitWriter, dod: i64) {
     let fits = |nbits: u32| -((1i64 << (nbits - 1)) - 1) <= dod && dod <= 1i64 << (nbits - 1);
+    // A prefix of 0, 10, 110, 1110 or 1111, then the value in 0, 14, 17, 20 or 64 bits.
+    let mask = |nbits: u32| dod as u64 & ((1u64 << nbits) - 1);
     if dod == 0 {
-        w.write_bit(false);
+        w.write_bits(0, 1);
     } else if fits(14) {
-        w.write_bits(0b10, 2);
-        w.write_bits(dod as u64, 14);
+        w.write_bits((0b10 << 14) | mask(14), 16);
     } else if fits(17) {
-        w.write_bits(0b110, 3);
-        w.write_bits(dod as u64, 17);
+        w.write_bits((0b110 << 17) | mask(17), 20);
     } else if fits(20) {
-        w.write_bits(0b1110, 4);
-        w.write_bits(dod as u64, 20);
+        w.write_bits((0b1110 << 20) | mask(20), 24);
     } else {
         w.write_bits(0b1111, 4);
         w.write_bits(dod as u64, 64);
