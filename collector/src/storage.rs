@@ -30,6 +30,10 @@ impl Appendable for TsdbStorage {
     fn appender(&self) -> Box<dyn Appender + Send> {
         Box::new(TsdbAppender { inner: self.db.appender() })
     }
+
+    fn appender_sized(&self, samples: usize) -> Box<dyn Appender + Send> {
+        Box::new(TsdbAppender { inner: self.db.appender_with_capacity(samples) })
+    }
 }
 
 /// One scrape's transaction.

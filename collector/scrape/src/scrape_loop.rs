@@ -355,7 +355,8 @@ async fn process(
     t: i64,
     counts: &mut Counts,
 ) -> (Box<dyn Appender + Send>, Result<(), ScrapeError>) {
-    let mut app = ctx.storage.appender();
+    // The cached series plus the synthetic ones: what this scrape most likely appends.
+    let mut app = ctx.storage.appender_sized(st.cache.len() + REPORT_NAMES.len());
     if st.buf.len() < BLOCKING_BODY_BYTES {
         let r = st.cache.append(target, &st.buf, format, t, app.as_mut(), counts);
         return (app, r);

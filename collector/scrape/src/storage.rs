@@ -51,6 +51,12 @@ impl AppendError {
 pub trait Appendable: Send + Sync {
     /// A new transaction for one scrape.
     fn appender(&self) -> Box<dyn Appender + Send>;
+    /// As [`Appendable::appender`], for about `samples` samples (a hint: the last scrape's
+    /// count), so a store can size its buffers once instead of growing them every scrape.
+    fn appender_sized(&self, samples: usize) -> Box<dyn Appender + Send> {
+        let _ = samples;
+        self.appender()
+    }
 }
 
 /// The storage's handle of a series, from [`Appender::append_get_ref`]; the scrape cache keeps

@@ -365,11 +365,22 @@ impl Db {
 
     /// A new appender (one per scrape).
     pub fn appender(&self) -> Appender {
+        self.appender_with_capacity(0)
+    }
+
+    /// A new appender with room staged for `samples` samples (more may be appended).
+    pub fn appender_with_capacity(&self, samples: usize) -> Appender {
         let head = &self.shared.head;
         let generation = head.generation.load(Ordering::Relaxed);
         let token = crate::head::appender_token(&head.next_appender);
         let last = (self.shared.opts.out_of_order_window_ms > 0).then(HashMap::new);
-        Appender { shared: self.shared.clone(), pending: Vec::new(), last, token, generation }
+        Appender {
+            shared: self.shared.clone(),
+            pending: Vec::with_capacity(samples.min(1 << 16)),
+            last,
+            token,
+            generation,
+        }
     }
 
     /// A querier over `[mint, maxt]` (inclusive, ms).

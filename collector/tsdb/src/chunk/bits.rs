@@ -45,6 +45,7 @@ impl BitWriter {
 
     /// Appends the low `n` bits of `v` (n ≤ 64): the last byte's free bits first, then whole
     /// bytes at once.
+    #[inline]
     pub fn write_bits(&mut self, v: u64, n: u32) {
         debug_assert!(n <= 64);
         if n == 0 {
@@ -140,6 +141,7 @@ impl<'a> BitReader<'a> {
     }
 
     /// Reads `n` bits (n ≤ 64): from one 8-byte big-endian load when 8 bytes are left.
+    #[inline]
     pub fn read_bits(&mut self, n: u32) -> Option<u64> {
         debug_assert!(n <= 64);
         if n == 0 {

@@ -16,7 +16,13 @@ pub(super) fn gcd(mut a: u64, mut b: u64) -> u64 {
 
 /// The common factor of all values (1 when none or when it would not fit an i64).
 pub(super) fn common_factor(values: &[i64]) -> u64 {
-    let g = values.iter().fold(0u64, |g, v| gcd(g, v.unsigned_abs()));
+    // Stops at the first 1: most value streams have no common factor after a few values, and
+    // a division per value was most of a head chunk's sealing.
+    let g = values.iter().try_fold(0u64, |g, v| match gcd(g, v.unsigned_abs()) {
+        1 => None,
+        g => Some(g),
+    });
+    let g = g.unwrap_or(1);
     if g <= 1 || g > i64::MAX as u64 { 1 } else { g }
 }
 
@@ -38,8 +44,11 @@ fn best_width_of(hist: &[u64; 65]) -> (u32, bool, u64) {
     // Values wider than the current base width b: their count and the sum of their widths.
     let mut wide_cnt = nonzero;
     let mut wide_len: u64 = hist.iter().enumerate().map(|(l, &c)| l as u64 * c).sum();
+    // Past the widest value length every cost grows with b (or stays, with no non-zero
+    // value, where the first width wins anyway): widths up to it suffice.
+    let top = hist.iter().rposition(|&c| c > 0).unwrap_or(0).max(1);
     let mut costs = [[0u64; 2]; 65];
-    for b in 1..=64usize {
+    for b in 1..=top {
         wide_cnt -= hist[b];
         wide_len -= b as u64 * hist[b];
         let narrow = nonzero - wide_cnt;
@@ -51,7 +60,7 @@ fn best_width_of(hist: &[u64; 65]) -> (u32, bool, u64) {
     }
     let mut best = (1u32, false, u64::MAX);
     for plain in [false, true] {
-        for b in 1..=64u32 {
+        for b in 1..=top as u32 {
             let cost = costs[b as usize][usize::from(plain)];
             if cost < best.2 {
                 best = (b, plain, cost);
