@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crate::block::{Block, Compaction, write_block};
-use crate::chunk::packed;
 use crate::db::Shared;
 use crate::head::{lock, read, write};
 use crate::labels::Labels;
@@ -87,11 +86,7 @@ pub fn checkpoint(sh: &Shared) -> io::Result<()> {
         for s in rest.by_ref() {
             let l = sh.head.labels_of(s);
             frame(&mut buf, &records::series([(s.id, &l)]));
-            let samples = lock(&s.data).samples(i64::MIN, i64::MAX);
-            if !samples.is_empty() {
-                let (ts, vs): (Vec<i64>, Vec<f64>) = samples.into_iter().unzip();
-                frame(&mut buf, &records::chunk(s.id, &packed::encode(&ts, &vs)));
-            }
+            lock(&s.data).packed_chunks(|c| frame(&mut buf, &records::chunk(s.id, c)));
             if buf.len() >= (1 << 20) - (64 << 10) {
                 break;
             }

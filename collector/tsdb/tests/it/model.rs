@@ -46,7 +46,9 @@ proptest! {
                     let ok = app.as_mut().expect("appender").append(&l, t, v).is_ok();
                     let committed_last = model.get(&l).and_then(|m| m.last_key_value()).map(|(t, _)| *t);
                     let staged_last = staged.iter().filter(|s| s.0 == l).map(|s| s.1).max();
-                    let last = staged_last.or(committed_last);
+                    // The newer of the two: an out-of-order sample staged after a commit is older
+                    // than the committed one.
+                    let last = staged_last.max(committed_last);
                     if ok {
                         staged.push((l, t, v.to_bits()));
                         let c = clock.entry(series).or_insert(0);
