@@ -14,14 +14,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::dns_and_api::{Dnsmasq, LabelMap, labels_of, sbin_peer, targets_json};
 use crate::harness::{FleetSim, Proc, TempDir, built_bin, eventually, free_port, http_get, peer, run};
-
-type LabelMap = BTreeMap<String, String>;
 
 const SIM_TARGETS: usize = 12;
 /// Four families of 20 series (int counters, gauges, float counters, constants); the last series
@@ -42,38 +41,6 @@ fn start_sim(dir: &TempDir) -> (FleetSim, Vec<u16>) {
         .collect::<Vec<u16>>();
     assert_eq!(ports.len(), SIM_TARGETS);
     (sim, ports)
-}
-
-/// dnsmasq on `addr`:53 with the given records, killed on drop.
-struct Dnsmasq(Child);
-
-impl Drop for Dnsmasq {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_dnsmasq(bin: &Path, addr: &str, records: &[String]) -> Dnsmasq {
-    let child = Command::new(bin)
-        .args([
-            "--keep-in-foreground",
-            "--no-resolv",
-            "--no-hosts",
-            "--conf-file=/dev/null",
-            "--pid-file=",
-            "--bind-interfaces",
-            &format!("--listen-address={addr}"),
-            "--port=53",
-        ])
-        .args(records)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting dnsmasq");
-    let ok = eventually(Duration::from_secs(10), || std::net::TcpStream::connect((addr, 53)).ok());
-    assert!(ok.is_some(), "dnsmasq did not start on {addr}:53");
-    Dnsmasq(child)
 }
 
 /// Whether this process may create a mount namespace and bind-mount over /etc/resolv.conf.
@@ -188,17 +155,6 @@ fn write_file_sd(sd: &Path, ports: &[u16]) {
     std::fs::write(sd.join("edge.yml"), yml).expect("write edge.yml");
 }
 
-fn targets_json(port: u16) -> Option<Value> {
-    let r = http_get(port, "/api/v1/targets").ok().filter(|r| r.status == 200)?;
-    serde_json::from_str(&r.text()).ok()
-}
-
-fn labels_of(v: &Value) -> LabelMap {
-    v.as_object()
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())).collect())
-        .unwrap_or_default()
-}
-
 /// Active targets as labels → (discoveredLabels, health), and the dropped targets' labels.
 type Targets = (BTreeMap<LabelMap, (LabelMap, String)>, BTreeSet<LabelMap>);
 
@@ -276,9 +232,7 @@ fn diff<T: Ord + std::fmt::Debug>(ours: &BTreeSet<T>, theirs: &BTreeSet<T>) -> S
 #[test]
 fn targets_and_federate_agree_with_prometheus_on_file_dns_relabel_and_shards() {
     let Some(prom) = peer("prometheus") else { return };
-    let dnsmasq = Path::new("/usr/sbin/dnsmasq");
-    let dnsmasq = if dnsmasq.is_file() { Some(dnsmasq.to_path_buf()) } else { peer("dnsmasq") };
-    let Some(dnsmasq) = dnsmasq else { return };
+    let Some(dnsmasq) = sbin_peer("dnsmasq") else { return };
     if !can_unshare_mounts() {
         assert!(
             std::env::var("OSPREY_REQUIRE_PEERS").as_deref() != Ok("1"),
@@ -295,7 +249,7 @@ fn targets_and_federate_agree_with_prometheus_on_file_dns_relabel_and_shards() {
     let mut records =
         vec!["--host-record=sim.test,127.0.0.1".to_owned(), "--host-record=single.sim.test,127.0.0.1".to_owned()];
     records.extend(ports[8..].iter().map(|p| format!("--srv-host=_fleet._tcp.sim.test,sim.test,{p}")));
-    let _dns = start_dnsmasq(&dnsmasq, &dns_addr, &records);
+    let _dns = Dnsmasq::start(&dnsmasq, &dns_addr, 53, &records);
     let resolv = dir.join("resolv.conf");
     std::fs::write(&resolv, format!("nameserver {dns_addr}\n")).expect("resolv.conf");
 

@@ -4,24 +4,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::dns_and_api::{Dnsmasq, LabelMap, labels_of, sbin_peer, targets_json};
 use crate::harness::{Proc, TempDir, eventually, free_port, http_get, http_request, peer, run};
 
 /// Path of the `osprey-collector` binary, built once per test run.
 fn collector_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| crate::harness::built_bin("osprey-collector"))
-}
-
-/// A peer that Debian installs in /usr/sbin (not on every user's PATH).
-fn sbin_peer(name: &str) -> Option<PathBuf> {
-    let p = Path::new("/usr/sbin").join(name);
-    if p.is_file() { Some(p) } else { peer(name) }
 }
 
 fn start_collector(config: &Path, dir: &TempDir) -> Proc {
@@ -33,19 +27,6 @@ fn start_collector(config: &Path, dir: &TempDir) -> Proc {
         "--discovery.debounce=100ms".to_owned(),
     ];
     Proc::start(collector_bin(), &args, port, "/-/ready", dir)
-}
-
-fn targets_json(port: u16) -> Option<Value> {
-    let r = http_get(port, "/api/v1/targets").ok().filter(|r| r.status == 200)?;
-    serde_json::from_str(&r.text()).ok()
-}
-
-type LabelMap = BTreeMap<String, String>;
-
-fn labels_of(v: &Value) -> LabelMap {
-    v.as_object()
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned())).collect())
-        .unwrap_or_default()
 }
 
 /// (labels, discoveredLabels) of active targets and discoveredLabels of dropped ones.
@@ -63,42 +44,6 @@ fn target_sets(v: &Value) -> (BTreeSet<(LabelMap, LabelMap)>, BTreeSet<LabelMap>
         .map(|t| labels_of(&t["discoveredLabels"]))
         .collect();
     (active, dropped)
-}
-
-/// A dnsmasq serving fixed records on 127.0.0.1:`port`, killed on drop.
-struct Dnsmasq(Child);
-
-impl Dnsmasq {
-    fn start(bin: &Path, port: u16, records: &[String]) -> Self {
-        let mut args = vec![
-            "--keep-in-foreground".to_owned(),
-            "--no-resolv".to_owned(),
-            "--no-hosts".to_owned(),
-            "--conf-file=/dev/null".to_owned(),
-            "--pid-file=".to_owned(),
-            "--bind-interfaces".to_owned(),
-            "--listen-address=127.0.0.1".to_owned(),
-            format!("--port={port}"),
-        ];
-        args.extend(records.iter().cloned());
-        let child = Command::new(bin)
-            .args(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting dnsmasq");
-        // Ready when the port answers a TCP connection (dnsmasq serves DNS over TCP too).
-        let ok = eventually(Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", port)).ok());
-        assert!(ok.is_some(), "dnsmasq did not start on port {port}");
-        Self(child)
-    }
-}
-
-impl Drop for Dnsmasq {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn dns_targets(port: u16) -> BTreeMap<String, LabelMap> {
@@ -125,7 +70,7 @@ fn dns_sd_discovers_srv_a_aaaa_from_dnsmasq_and_follows_changes() {
         "--host-record=v4.fleet.test,127.0.0.21".to_owned(),
         "--host-record=v6.fleet.test,::1".to_owned(),
     ];
-    let mut dns = Dnsmasq::start(&dnsmasq, dns_port, &first);
+    let mut dns = Dnsmasq::start(&dnsmasq, "127.0.0.1", dns_port, &first);
     let cfg = dir.join("collector.toml");
     std::fs::write(
         &cfg,
@@ -182,7 +127,7 @@ relabel_configs = [{{ source_labels = ["__meta_dns_srv_record_target"], regex = 
         "--host-record=v4.fleet.test,127.0.0.22".to_owned(),
         "--host-record=v6.fleet.test,::1".to_owned(),
     ];
-    dns = Dnsmasq::start(&dnsmasq, dns_port, &second);
+    dns = Dnsmasq::start(&dnsmasq, "127.0.0.1", dns_port, &second);
     let want_second: BTreeSet<String> = [
         format!("node1.fleet.test:{p1}"),
         format!("node3.fleet.test:{p3}"),
@@ -528,7 +473,7 @@ fn dns_sd_large_srv_answers_fall_back_to_tcp() {
             records.push(format!("--srv-host=_n{n}._tcp.fleet.test,h{i}.fleet.test,{}", 10_000 + n * 100 + i));
         }
     }
-    let _dns = Dnsmasq::start(&dnsmasq, dns_port, &records);
+    let _dns = Dnsmasq::start(&dnsmasq, "127.0.0.1", dns_port, &records);
     let cfg = dir.join("collector.toml");
     std::fs::write(
         &cfg,

@@ -10,6 +10,7 @@ mod collector_discovery;
 mod collector_e2e;
 mod collector_rules;
 mod dashboard;
+mod dns_and_api;
 mod filesystem_hung;
 mod grafana;
 mod harness;

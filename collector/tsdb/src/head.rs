@@ -224,8 +224,7 @@ impl SeriesData {
     fn seal(&mut self) {
         let (ts, vs): (Vec<i64>, Vec<f64>) = XorIter::new(self.open.bytes()).unzip();
         if !ts.is_empty() {
-            self.sealed.push_samples(&ts, &vs);
-            self.sealed.merge_tail(MERGE_CHUNKS, SEAL_SAMPLES as u32);
+            self.sealed.push_merging(&ts, &vs, MERGE_CHUNKS, SEAL_SAMPLES as u32);
         }
         self.open = XorAppender::new();
     }
@@ -316,8 +315,12 @@ impl SeriesData {
         for c in self.sealed.iter().filter(|c| c.count > 0) {
             f(c.data);
         }
-        if let Some(c) = encode(XorIter::new(self.open.bytes()).collect()) {
-            f(&c);
+        // Without trials (constant or Gorilla values): the open chunk is at most a minute
+        // long and the checkpoint is replaced at the next head cut.
+        let (ts, vs): (Vec<i64>, Vec<f64>) = XorIter::new(self.open.bytes()).unzip();
+        if !ts.is_empty() {
+            let quick = crate::chunk::packed::Choices { max_scale: None, rice: false, ..Default::default() };
+            f(&crate::chunk::packed::encode_with(&ts, &vs, quick));
         }
     }
 

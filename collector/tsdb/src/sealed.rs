@@ -86,27 +86,38 @@ impl SealedChunks {
         })
     }
 
-    /// When the last `k` chunks hold exactly `small` samples each, re-encodes them as one:
-    /// small chunks keep the open Gorilla chunk short, merged ones compress better (packed
-    /// costs ≈ 0.5 bytes per sample in 60-sample chunks, ≈ 0.3 in 240-sample ones).
-    pub fn merge_tail(&mut self, k: usize, small: u32) {
-        let all: Vec<(usize, SealedChunk<'_>)> = self.iter_at().collect();
-        if k < 2 || all.len() < k || all[all.len() - k..].iter().any(|(_, c)| c.count != small) {
-            return;
-        }
-        let tail = &all[all.len() - k..];
-        let start = tail[0].0;
-        let (mut ts, mut vs) = (Vec::new(), Vec::new());
-        for (_, c) in tail {
-            for (t, v) in SampleIter::new(Encoding::Packed, c.data) {
-                ts.push(t);
-                vs.push(v);
+    /// Appends samples (after the others in time) as a chunk; when they are `small` samples
+    /// and so are each of the last `k - 1` chunks, re-encodes those and these as one chunk
+    /// instead: small chunks keep the open Gorilla chunk short, merged ones compress better
+    /// (packed costs ≈ 0.5 bytes per sample in 60-sample chunks, ≈ 0.3 in 240-sample ones).
+    pub fn push_merging(&mut self, ts: &[i64], vs: &[f64], k: usize, small: u32) {
+        let mut merged = None;
+        if k >= 2 && ts.len() == small as usize {
+            let all: Vec<(usize, SealedChunk<'_>)> = self.iter_at().collect();
+            if let Some(tail) = all.len().checked_sub(k - 1).map(|from| &all[from..])
+                && tail.iter().all(|(_, c)| c.count == small)
+            {
+                let (mut mts, mut mvs) = (Vec::with_capacity(k * ts.len()), Vec::with_capacity(k * ts.len()));
+                for (_, c) in tail {
+                    for (t, v) in SampleIter::new(Encoding::Packed, c.data) {
+                        mts.push(t);
+                        mvs.push(v);
+                    }
+                }
+                mts.extend_from_slice(ts);
+                mvs.extend_from_slice(vs);
+                merged = Some((tail.first().map_or(self.0.len(), |t| t.0), mts, mvs));
             }
         }
-        let mut buf = std::mem::take(&mut self.0).into_vec();
-        buf.truncate(start);
-        self.0 = buf.into_boxed_slice();
-        self.push_samples(&ts, &vs);
+        match merged {
+            Some((start, mts, mvs)) => {
+                let mut buf = std::mem::take(&mut self.0).into_vec();
+                buf.truncate(start);
+                self.0 = buf.into_boxed_slice();
+                self.push_samples(&mts, &mvs);
+            }
+            None => self.push_samples(ts, vs),
+        }
     }
 
     /// Whether there are no chunks.
@@ -155,17 +166,15 @@ mod tests {
         let mut chunk = |s: &mut SealedChunks, from: i64, n: i64| {
             let ts: Vec<i64> = (from..from + n).map(|i| i * 1000).collect();
             let vs: Vec<f64> = ts.iter().map(|&t| (t / 1000 % 7) as f64 * 1.5).collect();
-            s.push_samples(&ts, &vs);
+            s.push_merging(&ts, &vs, 4, 60);
             all.extend(ts.into_iter().zip(vs));
         };
         chunk(&mut s, 0, 50);
         for i in 0..3 {
             chunk(&mut s, 50 + i * 60, 60);
-            s.merge_tail(4, 60);
             assert_eq!(s.iter().count(), 2 + i as usize, "nothing to merge yet");
         }
         chunk(&mut s, 230, 60);
-        s.merge_tail(4, 60);
         let got: Vec<SealedChunk<'_>> = s.iter().collect();
         assert_eq!(got.iter().map(|c| c.count).collect::<Vec<_>>(), vec![50, 240]);
         assert_eq!((got[1].mint, got[1].maxt), (50_000, 289_000));

@@ -4,6 +4,7 @@
 
 #[allow(clippy::wildcard_imports)]
 use super::*;
+use crate::dns_and_api::{Dnsmasq, sbin_peer};
 
 #[test]
 fn alert_fires_in_real_alertmanager_with_our_labels_then_resolves() {
@@ -242,43 +243,13 @@ fn silences_api_mutes_builtin_notifications() {
     );
 }
 
-/// A dnsmasq serving `records` on 127.0.0.1:`port`, killed on drop.
-struct Dnsmasq(std::process::Child);
-
-impl Drop for Dnsmasq {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn dns_discovered_alertmanager_gets_relabeled_alerts_in_batches_with_basic_auth() {
-    let Some(dnsmasq) =
-        Some(Path::new("/usr/sbin/dnsmasq").to_path_buf()).filter(|p| p.is_file()).or_else(|| peer("dnsmasq"))
-    else {
-        return;
-    };
+    let Some(dnsmasq) = sbin_peer("dnsmasq") else { return };
     let dir = TempDir::new("rules-am-dns");
     let dns_port = free_port();
-    let child = Command::new(&dnsmasq)
-        .args([
-            "--keep-in-foreground",
-            "--no-resolv",
-            "--no-hosts",
-            "--conf-file=/dev/null",
-            "--pid-file=",
-            "--bind-interfaces",
-            "--listen-address=127.0.0.1",
-            &format!("--port={dns_port}"),
-            "--host-record=am.alerting.test,127.0.0.1",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting dnsmasq");
-    let _dns = Dnsmasq(child);
-    assert!(eventually(Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", dns_port)).ok()).is_some());
+    let _dns =
+        Dnsmasq::start(&dnsmasq, "127.0.0.1", dns_port, &["--host-record=am.alerting.test,127.0.0.1".to_owned()]);
     // The fake stands in for the Alertmanager (it records every POST) and is the scrape target.
     let fake = Fake::start(&ten_series(1));
     write_config(
