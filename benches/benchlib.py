@@ -22,8 +22,11 @@ def rss(pid):
     return 0
 
 
-def query(port, expr, timeout=30):
-    """First value of an instant PromQL query against 127.0.0.1:port (0.0 when empty)."""
+def query(port, expr, timeout=30, at=None):
+    """First value of an instant PromQL query against 127.0.0.1:port (0.0 when empty),
+    evaluated at Unix time `at` (default: now)."""
     u = f"http://127.0.0.1:{port}/api/v1/query?query=" + urllib.parse.quote(expr)
+    if at is not None:
+        u += f"&time={at:.3f}"
     r = json.load(urllib.request.urlopen(u, timeout=timeout))["data"]["result"]
     return float(r[0]["value"][1]) if r else 0.0

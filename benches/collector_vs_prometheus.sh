@@ -115,6 +115,11 @@ try:
           "prometheus": self_metric(pport, "prometheus_tsdb_head_samples_appended_total")}
     sim1 = cpu_ticks(simp.pid)
     win = int(wall)
+    # Scrape counts are evaluated 5 s before the window's end: a scrape stamped just before
+    # "now" may still be committing, and a query reading it in one selector and not the other
+    # once printed -1 failed scrapes.
+    at = t0 + wall - 5
+    win -= 5
     res = {}
     for n, (p, port) in procs.items():
         r = {}
@@ -123,8 +128,8 @@ try:
         r["rss_peak"] = max(rss_samples[n])
         r["rss_per_series"] = r["rss_mean"] / active
         r["ingest"] = (s1[n] - s0[n]) / wall
-        r["scrapes"] = query(port, f'sum(count_over_time(up{{job="fleet"}}[{win}s]))')
-        r["failed"] = query(port, f'sum(count_over_time(up{{job="fleet"}}[{win}s])) - sum(sum_over_time(up{{job="fleet"}}[{win}s]))')
+        r["scrapes"] = query(port, f'sum(count_over_time(up{{job="fleet"}}[{win}s]))', at=at)
+        r["failed"] = query(port, f'sum(count_over_time(up{{job="fleet"}}[{win}s])) - sum(sum_over_time(up{{job="fleet"}}[{win}s]))', at=at)
         r["head_series"] = self_metric(port, "prometheus_tsdb_head_series")
         res[n] = r
     # Stop both cleanly (flushes), then look at their directories.

@@ -18,18 +18,8 @@ use std::time::Instant;
 use osprey_tsdb::fleet::Fleet;
 use osprey_tsdb::{Db, MatchOp, Matcher, Options};
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
-}
-
-fn status_kb(field: &str) -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    s.lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
+mod common;
+use common::{env_usize, status_kb};
 
 /// User + system CPU seconds of this process so far.
 fn process_cpu_secs() -> f64 {
